@@ -1,0 +1,3 @@
+from vaelab.cli.main import console_main
+
+console_main()

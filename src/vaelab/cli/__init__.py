@@ -1,0 +1,1 @@
+"""The command-line interface: ``main(argv) -> int``; each command lives in its own module."""

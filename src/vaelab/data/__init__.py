@@ -1,0 +1,7 @@
+"""Datasets: the IDX reader, the dataset registry, downloads and the validation split."""
+
+from __future__ import annotations
+
+from vaelab.data.datasets import DatasetSpec, Splits, find_dataset, load_splits, dataset_registry
+
+__all__ = ["DatasetSpec", "Splits", "dataset_registry", "find_dataset", "load_splits"]

@@ -1,0 +1,120 @@
+"""The VAE interface every architecture implements (Kingma & Welling 2014).
+
+``encode`` gives the Gaussian posterior q(z | x), ``reparameterize`` draws z from it with the
+reparameterisation trick, ``decode`` gives Bernoulli logits of p(x | z), and ``forward`` returns
+all of them with the loss terms. Images are float tensors (B, 1, 28, 28) with values in [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from vaelab.errors import VaelabError
+from vaelab.losses import LossTerms, elbo_terms
+
+__all__ = ["ModelConfig", "VAE", "VAEOutput"]
+
+
+@dataclass
+class ModelConfig:
+    """What is needed to rebuild a model; saved as JSON beside its weights."""
+
+    name: str = "mlp"  # architecture, a key of the model registry
+    z_dim: int = 20  # number of latent units
+    beta: float = 1.0  # weight of the KL term (beta-VAE, Higgins et al. 2017); 1 is the ELBO
+    image_shape: tuple[int, int, int] = (1, 28, 28)  # channels, height, width
+    num_classes: int = 10  # label count, used by conditional models
+    iw_samples: int = 1  # importance samples per input in the training objective (IWAE)
+    n_pseudo_inputs: int = 500  # pseudo-inputs of the VampPrior
+
+    def __post_init__(self) -> None:
+        if isinstance(self.image_shape, list):
+            self.image_shape = tuple(self.image_shape)  # type: ignore[assignment]
+        if not isinstance(self.z_dim, int) or self.z_dim < 1:
+            raise VaelabError(f"--z-dim must be a positive integer, got {self.z_dim}")
+        if not self.beta >= 0:
+            raise VaelabError(f"--beta must be zero or positive, got {self.beta}")
+        if self.iw_samples < 1:
+            raise VaelabError(f"--iw-samples must be at least 1, got {self.iw_samples}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    @property
+    def n_pixels(self) -> int:
+        c, h, w = self.image_shape
+        return c * h * w
+
+
+class VAEOutput(NamedTuple):
+    """What ``forward`` returns; the loss terms are per image, shape (B,)."""
+
+    logits: torch.Tensor  # (B, 1, 28, 28) Bernoulli logits of p(x | z)
+    mu: torch.Tensor  # (B, z_dim) posterior mean
+    logvar: torch.Tensor  # (B, z_dim) posterior log-variance
+    z: torch.Tensor  # (B, z_dim) the sample that was decoded
+    loss: torch.Tensor  # scalar: batch mean of recon_nll + beta * kl, what training minimises
+    recon_nll: torch.Tensor  # (B,) -log p(x | z) in nats
+    kl: torch.Tensor  # (B,) KL(q(z | x) || p(z)) in nats
+
+
+class VAE(nn.Module):
+    """Base class: subclasses build ``encoder``/``decoder`` pieces and implement the two maps."""
+
+    conditional = False  # True when encode/decode take the label y
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    @property
+    def z_dim(self) -> int:
+        return self.config.z_dim
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, 1, 28, 28) -> mu, logvar, each (B, z_dim)."""
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, z_dim) -> Bernoulli logits (B, 1, 28, 28)."""
+        raise NotImplementedError
+
+    def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n draws from the prior p(z) = N(0, I), on the model's device."""
+        device = next(self.parameters()).device
+        return torch.randn(n, self.z_dim, generator=generator).to(device)
+
+    def decode_probs(self, z: torch.Tensor) -> torch.Tensor:
+        """Mean image sigmoid(decode(z)), values in [0, 1]."""
+        return torch.sigmoid(self.decode(z))
+
+    @staticmethod
+    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """z = mu + sigma * eps with eps ~ N(0, I) and sigma = exp(logvar / 2)."""
+        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+    def loss_terms(
+        self, x: torch.Tensor, logits: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+        z: torch.Tensor, beta: float,
+    ) -> LossTerms:
+        """Per-image loss; models with another prior or objective override this."""
+        return elbo_terms(logits, x, mu, logvar, beta)
+
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, beta: float | None = None
+    ) -> VAEOutput:
+        mu, logvar = self.encode(x)
+        z = self.reparameterize(mu, logvar)
+        logits = self.decode(z)
+        weight = self.config.beta if beta is None else beta
+        terms = self.loss_terms(x, logits, mu, logvar, z, weight)
+        return VAEOutput(logits, mu, logvar, z, terms.loss.mean(), terms.recon_nll, terms.kl)

@@ -1,0 +1,61 @@
+"""Fully connected VAEs: the study's network (``seed``), pytorch/examples' (``mlp``), Burda's (``vae``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from vaelab.models.base import ModelConfig, VAE
+from vaelab.models.registry import register_model
+
+__all__ = ["MLPVAE"]
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+def _stack(sizes: Sequence[int], activation: str) -> nn.Sequential:
+    """Linear layers between consecutive sizes, an activation after each."""
+    layers: list[nn.Module] = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+        layers += [nn.Linear(n_in, n_out), _ACTIVATIONS[activation]()]
+    return nn.Sequential(*layers)
+
+
+class MLPVAE(VAE):
+    """Encoder pixels -> hidden... -> (mu, logvar); decoder z -> hidden... -> pixel logits."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        encoder_hidden: Sequence[int],
+        decoder_hidden: Sequence[int],
+        activation: str = "relu",
+    ) -> None:
+        super().__init__(config)
+        n_pixels, z_dim = config.n_pixels, config.z_dim
+        self.encoder = _stack([n_pixels, *encoder_hidden], activation)
+        # One layer emits mu and logvar together: a single matrix product instead of two.
+        self.to_posterior = nn.Linear(encoder_hidden[-1], 2 * z_dim)
+        self.decoder = _stack([z_dim, *decoder_hidden], activation)
+        self.to_logits = nn.Linear(decoder_hidden[-1], n_pixels)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encoder(x.flatten(1))
+        mu, logvar = self.to_posterior(h).chunk(2, dim=1)
+        return mu, logvar
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        logits = self.to_logits(self.decoder(z))
+        return logits.view(-1, *self.config.image_shape)
+
+
+@register_model("seed", "the study's network: 784-256-1024-(mu, logvar) | z-784-784, ReLU")
+def seed(config: ModelConfig) -> MLPVAE:
+    return MLPVAE(config, encoder_hidden=[256, 1024], decoder_hidden=[784])
+
+
+@register_model("mlp", "pytorch/examples VAE: 784-400-z | z-400-784, ReLU")
+def mlp(config: ModelConfig) -> MLPVAE:
+    return MLPVAE(config, encoder_hidden=[400], decoder_hidden=[400])

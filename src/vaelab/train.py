@@ -1,0 +1,288 @@
+"""The training loop as plain functions: ``train_epoch``, ``evaluate`` and ``fit``.
+
+The data live on the training device as uint8 tensors; a batch is drawn by indexing a seeded
+permutation, converted to float on the device, and no per-sample Python runs in the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from vaelab.checkpoint import BEST, CONFIG, LAST, TrainState, build_model, read_checkpoint, save_checkpoint
+from vaelab.config import TrainConfig
+from vaelab.data import load_splits
+from vaelab.device import resolve_device
+from vaelab.errors import VaelabError
+from vaelab.fsutil import atomic_write_json, atomic_write_text
+from vaelab.losses import pixel_mse
+from vaelab.models import VAE, create_model
+from vaelab.pixels import BINARIZERS, binarize_once, to_float
+
+__all__ = ["FitResult", "Progress", "epoch_permutation", "evaluate", "fit", "train_epoch"]
+
+log = logging.getLogger(__name__)
+
+METRICS = "metrics.jsonl"
+_TERMS = ("loss", "recon", "kl")
+
+
+class Progress(Protocol):
+    """What ``fit`` reports to whoever shows progress (the CLI draws bars from it)."""
+
+    def epoch_start(self, epoch: int, epochs: int, steps: int, done: int) -> None: ...
+    def step(self, loss: float | None) -> None: ...
+    def epoch_end(self, record: dict[str, Any]) -> None: ...
+
+
+class TrainingInterrupted(VaelabError):  # noqa: N818  (a user-facing stop, not a bug)
+    """Raised when a stop was requested; the resumable checkpoint has been written."""
+
+
+def epoch_permutation(n: int, seed: int, epoch: int, device: torch.device) -> torch.Tensor:
+    """The shuffle of one epoch, a pure function of (seed, epoch) so a resume can redraw it."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=generator).to(device)
+
+
+def kl_weight(config: TrainConfig, epoch: int, step: int, steps: int) -> float:
+    """beta, ramped linearly from 0 over the first ``kl_warmup`` epochs."""
+    if config.kl_warmup <= 0:
+        return config.beta
+    progress = (epoch + step / max(steps, 1)) / config.kl_warmup
+    return config.beta * min(1.0, progress)
+
+
+def _accumulator(device: torch.device) -> torch.Tensor:
+    # float64 keeps epoch sums exact enough; MPS has no float64.
+    return torch.zeros(3, dtype=torch.float32 if device.type == "mps" else torch.float64, device=device)
+
+
+def train_epoch(
+    model: VAE,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    config: TrainConfig,
+    epoch: int,
+    start_step: int = 0,
+    running: torch.Tensor | None = None,
+    on_step: Callable[[int, torch.Tensor], bool] | None = None,
+) -> tuple[torch.Tensor, int]:
+    """Run the steps of one epoch from ``start_step``; returns sums (loss, recon, kl) and steps done.
+
+    ``on_step(step, sums)`` is called after every step; it returns True to stop early.
+    """
+    device = images.device
+    n = len(images)
+    steps = math.ceil(n / config.batch_size)
+    order = epoch_permutation(n, config.seed, epoch, device)
+    sums = running if running is not None else _accumulator(device)
+    binarize = BINARIZERS[config.binarize]
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+    model.train()
+    for step in range(start_step, steps):
+        index = order[step * config.batch_size:(step + 1) * config.batch_size]
+        x = to_float(images[index])
+        if binarize is not None:
+            x = binarize(x)
+        y = labels[index] if model.conditional else None
+        with autocast:
+            out = model(x, y, beta=kl_weight(config, epoch, step, steps))
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        if config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        with torch.no_grad():
+            batch_sums = torch.stack([out.loss * len(x), out.recon_nll.sum(), out.kl.sum()])
+            sums += batch_sums.detach().to(sums.dtype)
+        if on_step is not None and on_step(step + 1, sums):
+            return sums, step + 1
+    return sums, steps
+
+
+@torch.no_grad()
+def evaluate(
+    model: VAE,
+    images: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    binarize: str = "none",
+    batch_size: int = 1000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Per-image means over a split: neg_elbo, recon_bce and kl in nats, mse per pixel.
+
+    One posterior sample per image, drawn from a fixed seed so repeated evaluations agree and
+    the training RNG stream is left untouched. ``mse`` compares the image with the decoding of
+    the posterior mean. The model's train/eval mode is restored afterwards.
+    """
+    was_training = model.training
+    model.eval()
+    device = images.device
+    totals = torch.zeros(4, dtype=torch.float64)
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        for start in range(0, len(images), batch_size):
+            x = binarize_once(images[start:start + batch_size], binarize, seed=start + 1)
+            y = labels[start:start + batch_size] if (labels is not None and model.conditional) else None
+            out = model(x, y, beta=1.0)
+            mean_logits = model.decode(out.mu, y) if model.conditional else model.decode(out.mu)  # type: ignore[call-arg]
+            totals += torch.stack([
+                (out.recon_nll + out.kl).sum(), out.recon_nll.sum(), out.kl.sum(),
+                pixel_mse(mean_logits, x).sum(),
+            ]).double().cpu()
+    model.train(was_training)
+    n = len(images)
+    pixels = images[0].numel() if n else 1
+    values = (totals / max(n, 1)).tolist()
+    return {"n": n, "neg_elbo": values[0], "recon_bce": values[1], "kl": values[2],
+            "mse": values[3] / pixels}
+
+
+@dataclass
+class FitResult:
+    run_dir: Path
+    model: VAE
+    history: list[dict[str, Any]]
+    best_val: float | None
+
+
+def _tensor_splits(config: TrainConfig, device: torch.device) -> dict[str, torch.Tensor]:
+    splits = load_splits(config.dataset, config.data_dir, config.val_size)
+    out = {}
+    for which in ("train", "val", "test"):
+        images, labels = splits.split(which)
+        out[f"{which}_images"] = torch.from_numpy(images).to(device)
+        out[f"{which}_labels"] = torch.from_numpy(labels).long().to(device)
+    return out
+
+
+def make_optimizer(model: VAE, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """Adam; the fused kernel where this torch build has one for the device, else foreach."""
+    try:
+        return torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(model.parameters(), lr=config.lr, foreach=device.type != "cpu")
+
+
+def _prepare_run_dir(run_dir: Path, resume: bool) -> None:
+    if (run_dir / LAST).exists() and not resume:
+        raise VaelabError(f"{run_dir} already holds a run; continue it with `vaelab train --resume "
+                          f"{run_dir}` or choose another --out")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VaelabError(f"cannot create run directory {run_dir}: {exc.strerror}; "
+                          "choose a writable --out") from None
+
+
+def _write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    import json
+
+    atomic_write_text(run_dir / METRICS, "".join(json.dumps(r) + "\n" for r in history))
+
+
+def fit(
+    config: TrainConfig,
+    resume: bool = False,
+    progress: Progress | None = None,
+    stop_requested: Callable[[], bool] | None = None,
+    pictures: bool = True,
+) -> FitResult:
+    """Train per ``config`` in ``config.out``, resuming from its last checkpoint when asked."""
+    run_dir = Path(config.out)
+    _prepare_run_dir(run_dir, resume)
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    state = TrainState()
+    model = create_model(config.model_config()).to(device)
+    optimizer = make_optimizer(model, config, device)
+    if resume:
+        ckpt = read_checkpoint(run_dir / LAST)
+        if ckpt.state is None or ckpt.optimizer_state is None:
+            raise VaelabError(f"{run_dir / LAST} has no training state to resume from")
+        model = build_model(ckpt, device)
+        optimizer = make_optimizer(model, config, device)
+        optimizer.load_state_dict(ckpt.optimizer_state)
+        state = ckpt.state
+        torch.set_rng_state(ckpt.rng["cpu"])
+        if "cuda" in ckpt.rng and device.type == "cuda":
+            torch.cuda.set_rng_state(ckpt.rng["cuda"])
+    atomic_write_json(run_dir / CONFIG, config.to_dict())
+    data = _tensor_splits(config, device)
+    n_train = len(data["train_images"])
+    steps = math.ceil(n_train / config.batch_size)
+    _write_metrics(run_dir, state.history)
+
+    def checkpoint_now() -> None:
+        save_checkpoint(run_dir / LAST, model, config, state, optimizer)
+
+    while state.epoch < config.epochs:
+        epoch = state.epoch
+        if progress:
+            progress.epoch_start(epoch, config.epochs, steps, state.step)
+        started = time.perf_counter()
+        running = _accumulator(device)
+        if state.running:
+            running += torch.tensor([state.running[k] for k in _TERMS],
+                                    dtype=running.dtype, device=device)
+        stopped = False
+
+        def on_step(step: int, sums: torch.Tensor) -> bool:
+            nonlocal stopped
+            state.step, state.global_step = step, state.global_step + 1
+            if progress:
+                # The running mean costs a device sync, so it is read every 25 steps only.
+                seen = min(step * config.batch_size, n_train)
+                progress.step(float(sums[0]) / seen if step % 25 == 0 else None)
+            if config.checkpoint_every and state.global_step % config.checkpoint_every == 0:
+                state.running = dict(zip(_TERMS, sums.tolist(), strict=True))
+                checkpoint_now()
+            stopped = bool(stop_requested and stop_requested())
+            if stopped:
+                state.running = dict(zip(_TERMS, sums.tolist(), strict=True))
+            return stopped
+
+        sums, _ = train_epoch(model, optimizer, data["train_images"], data["train_labels"], config,
+                              epoch, start_step=state.step, running=running, on_step=on_step)
+        if stopped:
+            checkpoint_now()
+            raise TrainingInterrupted(
+                f"stopped at epoch {epoch + 1}, step {state.step}; resume with "
+                f"`vaelab train --resume {run_dir}`")
+        total = sums.tolist()
+        if not all(math.isfinite(v) for v in total):
+            raise VaelabError(
+                f"the training loss became NaN or infinite in epoch {epoch + 1}; the last good "
+                f"checkpoint is kept in {run_dir / LAST}; try a lower --lr or --grad-clip 10")
+        record: dict[str, Any] = {"epoch": epoch + 1}
+        record.update({f"train_{k}": total[i] / n_train for i, k in enumerate(_TERMS)})
+        if len(data["val_images"]):
+            val = evaluate(model, data["val_images"], data["val_labels"], config.binarize)
+            record.update(val_loss=val["neg_elbo"], val_recon=val["recon_bce"], val_kl=val["kl"],
+                          val_mse=val["mse"])
+        record["seconds"] = time.perf_counter() - started
+        key = record.get("val_loss", record["train_loss"])
+        state.history.append(record)
+        state.epoch, state.step, state.running = epoch + 1, 0, {}
+        if state.best_val is None or key < state.best_val:
+            state.best_val, state.best_epoch = key, epoch + 1
+            save_checkpoint(run_dir / BEST, model, config, state)
+        checkpoint_now()
+        _write_metrics(run_dir, state.history)
+        if progress:
+            progress.epoch_end(record)
+    if pictures:
+        from vaelab.figures import write_run_figures
+
+        write_run_figures(run_dir, model, data, config)
+    return FitResult(run_dir, model, state.history, state.best_val)

@@ -1,0 +1,83 @@
+"""Shared fixtures: tiny IDX datasets built on the fly, and the real data when available."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# Real MNIST lives where $VAELAB_DATA points (CI sets it to ../shared/data).
+REAL_DATA = os.environ.get("VAELAB_DATA")
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """Encode a uint8 array as IDX (magic 0x0000080R, big-endian dims, raw bytes)."""
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
+    data = idx_bytes(array)
+    path.write_bytes(gzip.compress(data) if compress else data)
+    return path
+
+
+def make_digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Synthetic 28x28 images: each label draws a bar at its own position, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, size=n).astype(np.uint8)
+    images = (rng.random((n, 28, 28)) * 40).astype(np.uint8)
+    for i, label in enumerate(labels):
+        images[i, 4 + 2 * label:6 + 2 * label, 4:24] = 255
+    return images, labels
+
+
+@pytest.fixture
+def tiny_dataset_dir(tmp_path: Path) -> Path:
+    """A data root holding mnist-sample-shaped files under tiny/ (600 train, 100 test)."""
+    folder = tmp_path / "data" / "tiny"
+    folder.mkdir(parents=True)
+    train_x, train_y = make_digits(600, seed=1)
+    test_x, test_y = make_digits(100, seed=2)
+    write_idx(folder / "train-images-idx3-ubyte.gz", train_x)
+    write_idx(folder / "train-labels-idx1-ubyte.gz", train_y)
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", test_x)
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", test_y)
+    return folder.parent
+
+
+@pytest.fixture
+def tiny_dataset(tiny_dataset_dir: Path) -> str:
+    """Registers the tiny files as dataset 'tiny' (checksums of this very data) for one test."""
+    import hashlib
+
+    from vaelab.data.datasets import DatasetSpec, dataset_registry
+    from vaelab.data.idx import decompressed_bytes
+
+    names = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
+             "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
+    sums = {k: hashlib.sha256(decompressed_bytes(tiny_dataset_dir / "tiny" / f"{v}.gz")).hexdigest()
+            for k, v in names.items()}
+    dataset_registry._entries["tiny"] = DatasetSpec(name="tiny", description="test data", sha256=sums)
+    yield "tiny"
+    dataset_registry._entries.pop("tiny", None)
+
+
+@pytest.fixture
+def real_mnist() -> str:
+    """The data root holding full MNIST; skips when $VAELAB_DATA does not hold it."""
+    if not REAL_DATA or not (Path(REAL_DATA) / "mnist" / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("full MNIST not available (set VAELAB_DATA to a folder holding mnist/)")
+    return REAL_DATA
+
+
+@pytest.fixture
+def train_args(tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path) -> list[str]:
+    """CLI flags for a fast training run on the tiny dataset."""
+    return ["--dataset", tiny_dataset, "--data-dir", str(tiny_dataset_dir), "--epochs", "2",
+            "--batch-size", "64", "--z-dim", "4", "--device", "cpu", "--out", str(tmp_path / "run")]
