@@ -174,10 +174,7 @@ def make_optimizer(model: VAE, config: TrainConfig, device: torch.device) -> tor
         return torch.optim.Adam(model.parameters(), lr=config.lr, foreach=device.type != "cpu")
 
 
-def _prepare_run_dir(run_dir: Path, resume: bool) -> None:
-    if (run_dir / LAST).exists() and not resume:
-        raise VaelabError(f"{run_dir} already holds a run; continue it with `vaelab train --resume "
-                          f"{run_dir}` or choose another --out")
+def _prepare_run_dir(run_dir: Path) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -200,12 +197,17 @@ def fit(
 ) -> FitResult:
     """Train per ``config`` in ``config.out``, resuming from its last checkpoint when asked."""
     run_dir = Path(config.out)
-    _prepare_run_dir(run_dir, resume)
+    if (run_dir / LAST).exists() and not resume:
+        raise VaelabError(f"{run_dir} already holds a run; continue it with `vaelab train --resume "
+                          f"{run_dir}` or choose another --out")
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     state = TrainState()
     model = create_model(config.model_config()).to(device)
     optimizer = make_optimizer(model, config, device)
+    # Data problems surface before anything is written to the run directory.
+    data = _tensor_splits(config, device)
+    _prepare_run_dir(run_dir)
     if resume:
         ckpt = read_checkpoint(run_dir / LAST)
         if ckpt.state is None or ckpt.optimizer_state is None:
@@ -218,7 +220,6 @@ def fit(
         if "cuda" in ckpt.rng and device.type == "cuda":
             torch.cuda.set_rng_state(ckpt.rng["cuda"])
     atomic_write_json(run_dir / CONFIG, config.to_dict())
-    data = _tensor_splits(config, device)
     n_train = len(data["train_images"])
     steps = math.ceil(n_train / config.batch_size)
     _write_metrics(run_dir, state.history)

@@ -37,14 +37,18 @@ def print_json(obj: Any) -> None:
 class BarProgress:
     """tqdm bars for ``vaelab.train.fit``: one per epoch, on stderr."""
 
-    def __init__(self) -> None:
+    def __init__(self, banner: str = "") -> None:
         self.enabled = sys.stderr.isatty()
+        self.banner = banner  # printed once training has really started
         self._bar: Any = None
         self._epoch = 0
 
     def epoch_start(self, epoch: int, epochs: int, steps: int, done: int) -> None:
         from tqdm import tqdm
 
+        if self.banner:
+            print(self.banner, file=sys.stderr)
+            self.banner = ""
         self._epoch = epoch
         self._bar = tqdm(total=steps, initial=done, desc=f"epoch {epoch + 1}/{epochs}",
                          unit="step", leave=False, disable=not self.enabled, file=sys.stderr,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from vaelab.config import add_config_arguments, config_from_args
@@ -41,12 +40,13 @@ def run(args: argparse.Namespace) -> int:
     from vaelab.train import fit
 
     config = _resume_config(args) if args.resume else config_from_args(args)
-    print(f"training {config.model} (z_dim={config.z_dim}) on {config.dataset} for "
-          f"{config.epochs} epochs -> {config.out}", file=sys.stderr)
-    result = fit(config, resume=bool(args.resume), progress=BarProgress())
+    banner = (f"training {config.model} (z_dim={config.z_dim}) on {config.dataset} for "
+              f"{config.epochs} epochs -> {config.out}")
+    result = fit(config, resume=bool(args.resume), progress=BarProgress(banner))
     rows = [[r["epoch"], r["train_loss"], r.get("val_loss", float("nan")),
              r.get("val_recon", r["train_recon"]), r.get("val_kl", r["train_kl"]), r["seconds"]]
             for r in result.history]
     print(format_table(rows, ["epoch", "train loss", "val loss", "val recon", "val KL", "seconds"]))
-    print(f"\nrun directory: {result.run_dir}  (best validation loss {result.best_val:.2f} nats)")
+    which = "validation" if result.history and "val_loss" in result.history[0] else "training"
+    print(f"\nrun directory: {result.run_dir}  (best {which} loss {result.best_val:.2f} nats)")
     return 0
