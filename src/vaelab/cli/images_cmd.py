@@ -12,18 +12,28 @@ __all__ = ["register"]
 
 
 def register(sub: Any) -> None:
-    rec = sub.add_parser("reconstruct", help="write originals above their reconstructions as a PNG grid")
+    rec = sub.add_parser("reconstruct",
+                         help="write originals above their reconstructions as a PNG grid")
     rec.add_argument("run_dir", metavar="RUN_DIR")
     rec.add_argument("--split", choices=("val", "test", "train"), default="val")
     rec.add_argument("--n", type=int, default=100, help="number of images (default 100)")
     rec.add_argument("--out", default=None, help="PNG path (default RUN_DIR/reconstructions.png)")
     rec.add_argument("--data-dir", default=None)
     rec.set_defaults(handler=reconstruct)
-    sam = sub.add_parser("sample", help="decode draws from the prior into a PNG grid")
+    sam = sub.add_parser("sample", help="decode draws from the prior into a PNG grid",
+                         description="Decode prior draws into a PNG grid. For a conditional model "
+                         "(cvae), --digit D draws that digit; without it, the picture is every "
+                         "digit (columns) x --styles prior draws (rows), one z per row.")
     sam.add_argument("run_dir", metavar="RUN_DIR")
     sam.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
     sam.add_argument("--seed", type=int, default=0)
-    sam.add_argument("--out", default=None, help="PNG path (default RUN_DIR/samples.png)")
+    sam.add_argument("--digit", type=int, default=None, metavar="D",
+                     help="conditional models: draw only this class")
+    sam.add_argument("--styles", type=int, default=8, metavar="R",
+                     help="conditional models without --digit: rows of the digit x style grid "
+                     "(default 8)")
+    sam.add_argument("--out", default=None, help="PNG path (default RUN_DIR/samples.png, "
+                     "samples_digit<D>.png with --digit, digits.png for the digit x style grid)")
     sam.set_defaults(handler=sample)
 
 
@@ -57,7 +67,40 @@ def sample(args: argparse.Namespace) -> int:
 
     _positive_n(args.n)
     loaded = load_run(args.run_dir)
+    model = loaded.model
+    if args.digit is not None and not model.conditional:
+        raise VaelabError(f"--digit needs a conditional model (cvae); {args.run_dir} holds "
+                          f"{model.config.name!r}")
+    if model.conditional:
+        return _sample_conditional(args, loaded.run_dir, model)
     out = Path(args.out) if args.out else loaded.run_dir / "samples.png"
-    save_samples(out, loaded.model, n=args.n, seed=args.seed)
+    save_samples(out, model, n=args.n, seed=args.seed)
+    print(out)
+    return 0
+
+
+def _sample_conditional(args: argparse.Namespace, run_dir: Path, model: Any) -> int:
+    import math
+
+    import torch
+
+    from vaelab.figures import prior_samples
+    from vaelab.images import save_grid
+    from vaelab.models.cvae import digit_style_grid
+
+    classes = model.config.num_classes
+    if args.digit is not None:
+        if not 0 <= args.digit < classes:
+            raise VaelabError(f"--digit must be between 0 and {classes - 1}, got {args.digit}")
+        labels = torch.full((args.n,), args.digit, dtype=torch.long)
+        images = prior_samples(model, args.n, seed=args.seed, labels=labels)
+        out = Path(args.out) if args.out else run_dir / f"samples_digit{args.digit}.png"
+        save_grid(out, images, ncol=math.ceil(math.sqrt(args.n)))
+    else:
+        if not 1 <= args.styles <= 100:
+            raise VaelabError(f"--styles must be between 1 and 100, got {args.styles}")
+        grid = digit_style_grid(model, args.styles, seed=args.seed)
+        out = Path(args.out) if args.out else run_dir / "digits.png"
+        save_grid(out, grid.flatten(0, 1)[:, 0].float().cpu().numpy(), ncol=classes)
     print(out)
     return 0

@@ -9,6 +9,7 @@ from vaelab.models.registry import model_registry, register_model
 
 # Importing each architecture module registers its models.
 from vaelab.models import conv, mlp  # noqa: E402,F401  isort: skip
+from vaelab.models import cvae, hvae, iwae, vamp  # noqa: F401  isort: skip
 
 __all__ = ["ModelConfig", "VAE", "VAEOutput", "create_model", "model_registry", "register_model"]
 

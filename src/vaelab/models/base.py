@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from vaelab.errors import VaelabError
-from vaelab.losses import LossTerms, elbo_terms
+from vaelab.losses import LossTerms, bernoulli_nll, elbo_terms, log_normal, log_standard_normal
 
 __all__ = ["ModelConfig", "VAE", "VAEOutput"]
 
@@ -92,6 +92,27 @@ class VAE(nn.Module):
         """n draws from the prior p(z) = N(0, I), on the model's device."""
         device = next(self.parameters()).device
         return torch.randn(n, self.z_dim, generator=generator).to(device)
+
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) summed over the last dimension; N(0, I) unless a model overrides it."""
+        return log_standard_normal(z)
+
+    def importance_log_weights(
+        self, x: torch.Tensor, k: int, y: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """log p(x, z_j) - log q(z_j | x) for k draws z_j ~ q(z | x), shape (k, B).
+
+        The likelihood estimator (vaelab.likelihood) averages their exponentials. This default
+        serves every model with one Gaussian latent; hierarchical models override it.
+        """
+        label = (y,) if self.conditional else ()
+        mu, logvar = self.encode(x, *label)
+        eps = torch.randn((k, *mu.shape), device=mu.device, dtype=mu.dtype)
+        z = mu + eps * (0.5 * logvar).exp()  # (k, B, z_dim)
+        labels = (y.repeat(k),) if self.conditional and y is not None else ()
+        logits = self.decode(z.flatten(0, 1), *labels)
+        log_px = -bernoulli_nll(logits, x.repeat(k, *([1] * (x.dim() - 1)))).view(k, -1)
+        return log_px + self.log_prior(z) - log_normal(z, mu, logvar)
 
     def decode_probs(self, z: torch.Tensor) -> torch.Tensor:
         """Mean image sigmoid(decode(z)), values in [0, 1]."""

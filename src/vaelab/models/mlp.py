@@ -10,7 +10,7 @@ from torch import nn
 from vaelab.models.base import ModelConfig, VAE
 from vaelab.models.registry import register_model
 
-__all__ = ["MLPVAE"]
+__all__ = ["BURDA_HIDDEN", "MLPVAE"]
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
@@ -59,3 +59,13 @@ def seed(config: ModelConfig) -> MLPVAE:
 @register_model("mlp", "pytorch/examples VAE: 784-400-z | z-400-784, ReLU")
 def mlp(config: ModelConfig) -> MLPVAE:
     return MLPVAE(config, encoder_hidden=[400], decoder_hidden=[400])
+
+
+# Burda et al. (2015), section 5: two deterministic tanh layers of 200 units each side, z of 50.
+BURDA_HIDDEN = (200, 200)
+
+
+@register_model("vae", "Burda et al. (2015) VAE: 784-200-200-z | z-200-200-784, tanh")
+def vae(config: ModelConfig) -> MLPVAE:
+    return MLPVAE(config, encoder_hidden=BURDA_HIDDEN, decoder_hidden=BURDA_HIDDEN,
+                  activation="tanh")
