@@ -1,0 +1,38 @@
+"""`vaelab explore`: write a run's interactive latent-space explorer as one HTML file."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "explore", help="write explorer.html: sliders, a latent map and the decoder, in one page",
+        description="Write one self-contained HTML page (no server, no network) that decodes "
+        "latent vectors live: a slider per latent dimension, a map of the test set's latent "
+        "means, interpolation between test images and, for z_dim 1 and 2, the decoded manifold.")
+    parser.add_argument("run_dir", metavar="RUN_DIR")
+    parser.add_argument("--out", default=None, help="HTML path (default RUN_DIR/explorer.html)")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    parser.add_argument("--weights", choices=("float16", "float32", "int8"), default="float16",
+                        help="how the decoder's weights are stored: float16 (default; pixels "
+                        "within about 1e-3 of PyTorch), float32 (exact, twice the size) or int8 "
+                        "(half the size, coarser)")
+    parser.add_argument("--points", type=int, default=2000,
+                        help="test images drawn on the map (default 2000)")
+    parser.add_argument("--data-dir", default=None, help="where the dataset lives (default: as trained)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vaelab.explore import write_explorer
+
+    result = write_explorer(args.run_dir, args.out, checkpoint=args.checkpoint,
+                            encoding=args.weights, n_points=args.points, data_dir=args.data_dir)
+    print(f"{result.path}  ({result.size_bytes / 1e6:.2f} MB: {result.n_weights:,} decoder "
+          f"weights as {result.encoding}, {result.n_points} map points; largest pixel "
+          f"difference from PyTorch {result.max_abs_error:.1e})")
+    return 0
