@@ -26,6 +26,7 @@ COMMANDS = (
     "vaelab.cli.images_cmd",
     "vaelab.cli.data_cmd",
     "vaelab.cli.models_cmd",
+    "vaelab.cli.explore_cmd",
 )
 
 
