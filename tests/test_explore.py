@@ -19,7 +19,7 @@ from vaelab.explore.build import explorer_payload
 from vaelab.explore.export import decode_tensor, encode_tensor, export_decoder, run_layers
 from vaelab.explore.latents import PRIOR_SIGMAS, summarise_latents
 from vaelab.explore.page import render_page
-from vaelab.models import ModelConfig, VAE, create_model
+from vaelab.models import VAE, ModelConfig, create_model
 from vaelab.models.registry import ModelEntry, model_registry
 from vaelab.train import fit
 
@@ -191,8 +191,9 @@ def test_cli_refuses_a_run_without_checkpoint(tmp_path: Path,
     assert not (tmp_path / "empty" / "explorer.html").exists()
 
 
-def test_cli_refuses_an_unsupported_model(tiny_dataset: str, tiny_dataset_dir: Path,
-                                          tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_refuses_an_unsupported_model(
+    tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     model_registry._entries["leaky-test"] = ModelEntry(_LeakyDecoderVAE, "test model")
     try:
         run = tmp_path / "run"

@@ -23,7 +23,8 @@ def register(sub: Any) -> None:
                         "(half the size, coarser)")
     parser.add_argument("--points", type=int, default=2000,
                         help="test images drawn on the map (default 2000)")
-    parser.add_argument("--data-dir", default=None, help="where the dataset lives (default: as trained)")
+    parser.add_argument("--data-dir", default=None,
+                        help="where the dataset lives (default: as trained)")
     parser.set_defaults(handler=run)
 
 

@@ -306,8 +306,9 @@ def _run_conv_transpose2d(layer: Layer, x: np.ndarray) -> np.ndarray:
     full = np.zeros((batch, c_out, (h_in - 1) * sh + kh, (w_in - 1) * sw + kw), np.float64)
     for ky in range(kh):
         for kx in range(kw):
-            contribution = np.einsum("bihw,oi->bohw", x, weight[:, :, ky, kx])
-            full[:, :, ky:ky + (h_in - 1) * sh + 1:sh, kx:kx + (w_in - 1) * sw + 1:sw] += contribution
+            rows = slice(ky, ky + (h_in - 1) * sh + 1, sh)
+            cols = slice(kx, kx + (w_in - 1) * sw + 1, sw)
+            full[:, :, rows, cols] += np.einsum("bihw,oi->bohw", x, weight[:, :, ky, kx])
     out = full[:, :, ph:ph + h_out, pw:pw + w_out]
     if "bias" in layer:
         out = out + decode_tensor(layer["bias"])[None, :, None, None]
