@@ -217,7 +217,7 @@
   const timing = { total: 0, count: 0 };  // total: running mean of milliseconds per decode
 
   const digit = document.getElementById("digit");
-  const digitContext = digit.getContext("2d");
+  const digitContext = digit.getContext("2d", { willReadFrequently: true });  // tiny; read back by tests
   digit.width = WIDTH;
   digit.height = HEIGHT;
   const digitImage = digitContext.createImageData(WIDTH, HEIGHT);
@@ -273,7 +273,7 @@
       const row = document.createElement("div");
       row.className = "slider-row";
       const label = document.createElement("label");
-      label.htmlFor = "z" + d;
+      label.htmlFor = "z" + (d + 1);
       label.textContent = "z" + (d + 1);
       const track = document.createElement("div");
       track.className = "track";
@@ -292,7 +292,7 @@
       }
       const input = document.createElement("input");
       input.type = "range";
-      input.id = "z" + d;
+      input.id = "z" + (d + 1);
       input.min = String(low);
       input.max = String(high);
       input.step = "0.01";
@@ -664,6 +664,9 @@
     decode: (z) => Array.from(decode(z)),
     setLatent: (z) => setLatent(z),
     latent: () => state.z.slice(),
+    nPoints: N_POINTS,
+    pointLatent: (index) => pointLatent(index),
+    pointPosition: (index) => pointPixel(index),  // CSS pixels from the map's top-left corner
     canvasPixels: () => {
       const pixels = digitContext.getImageData(0, 0, WIDTH, HEIGHT).data;
       return Array.from({ length: WIDTH * HEIGHT }, (_, i) => pixels[4 * i]);
