@@ -33,7 +33,7 @@ def make_digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     labels = rng.integers(0, 10, size=n).astype(np.uint8)
     images = (rng.random((n, 28, 28)) * 40).astype(np.uint8)
     for i, label in enumerate(labels):
-        images[i, 4 + 2 * label:6 + 2 * label, 4:24] = 255
+        images[i, 4 + 2 * label : 6 + 2 * label, 4:24] = 255
     return images, labels
 
 
@@ -59,11 +59,19 @@ def tiny_dataset(tiny_dataset_dir: Path) -> str:
     from vaelab.data.datasets import DatasetSpec, dataset_registry
     from vaelab.data.idx import decompressed_bytes
 
-    names = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
-             "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
-    sums = {k: hashlib.sha256(decompressed_bytes(tiny_dataset_dir / "tiny" / f"{v}.gz")).hexdigest()
-            for k, v in names.items()}
-    dataset_registry._entries["tiny"] = DatasetSpec(name="tiny", description="test data", sha256=sums)
+    names = {
+        "train_images": "train-images-idx3-ubyte",
+        "train_labels": "train-labels-idx1-ubyte",
+        "test_images": "t10k-images-idx3-ubyte",
+        "test_labels": "t10k-labels-idx1-ubyte",
+    }
+    sums = {
+        k: hashlib.sha256(decompressed_bytes(tiny_dataset_dir / "tiny" / f"{v}.gz")).hexdigest()
+        for k, v in names.items()
+    }
+    dataset_registry._entries["tiny"] = DatasetSpec(
+        name="tiny", description="test data", sha256=sums
+    )
     yield "tiny"
     dataset_registry._entries.pop("tiny", None)
 
@@ -79,5 +87,19 @@ def real_mnist() -> str:
 @pytest.fixture
 def train_args(tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path) -> list[str]:
     """CLI flags for a fast training run on the tiny dataset."""
-    return ["--dataset", tiny_dataset, "--data-dir", str(tiny_dataset_dir), "--epochs", "2",
-            "--batch-size", "64", "--z-dim", "4", "--device", "cpu", "--out", str(tmp_path / "run")]
+    return [
+        "--dataset",
+        tiny_dataset,
+        "--data-dir",
+        str(tiny_dataset_dir),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--z-dim",
+        "4",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "run"),
+    ]

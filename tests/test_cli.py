@@ -27,8 +27,9 @@ def _one_line_error(capsys: pytest.CaptureFixture[str], *words: str) -> str:
     return err
 
 
-def test_train_evaluate_reconstruct_sample(train_args: list[str], tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_evaluate_reconstruct_sample(
+    train_args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["train", *train_args]) == 0
     out = capsys.readouterr().out
     assert "epoch" in out and "run directory" in out
@@ -57,7 +58,7 @@ def test_resume_extends_a_run(train_args: list[str], tmp_path: Path) -> None:
 
 def test_toml_config_and_flag_precedence(train_args: list[str], tmp_path: Path) -> None:
     toml = tmp_path / "c.toml"
-    toml.write_text('[train]\nz-dim = 3\nepochs = 5\nbeta = 2.0\n')
+    toml.write_text("[train]\nz-dim = 3\nepochs = 5\nbeta = 2.0\n")
     assert main(["train", *train_args, "--config", str(toml)]) == 0  # flags say epochs 2, z 4
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (saved["z_dim"], saved["epochs"], saved["beta"]) == (4, 2, 2.0)
@@ -78,8 +79,14 @@ def test_toml_config_and_flag_precedence(train_args: list[str], tmp_path: Path) 
         ("--epochs", "ten", ("--epochs", "int")),
     ],
 )
-def test_bad_training_flags(flag: str, value: str | None, words: tuple[str, ...], train_args: list[str],
-                            tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_training_flags(
+    flag: str,
+    value: str | None,
+    words: tuple[str, ...],
+    train_args: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     args = [*train_args, flag] + ([value] if value is not None else [])
     code = main(["train", *args]) if flag != "--epochs" or value != "ten" else None
     if code is None:
@@ -91,20 +98,44 @@ def test_bad_training_flags(flag: str, value: str | None, words: tuple[str, ...]
     assert not (tmp_path / "run").exists()
 
 
-def test_missing_data_is_one_line_with_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path / "empty"), "--out",
-                 str(tmp_path / "run")])
+def test_missing_data_is_one_line_with_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "train",
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            str(tmp_path / "empty"),
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     assert code == 2
     _one_line_error(capsys, "vaelab data download mnist", "--data-dir")
     assert not (tmp_path / "run").exists()
 
 
-def test_corrupt_data_file(tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path,
-                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_corrupt_data_file(
+    tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     labels = tiny_dataset_dir / "tiny" / "t10k-labels-idx1-ubyte.gz"
     labels.write_bytes(labels.read_bytes()[:-12])  # truncated gzip
-    assert main(["train", "--dataset", tiny_dataset, "--data-dir", str(tiny_dataset_dir),
-                 "--out", str(tmp_path / "run")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                tiny_dataset,
+                "--data-dir",
+                str(tiny_dataset_dir),
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 2
+    )
     _one_line_error(capsys, "t10k-labels-idx1-ubyte.gz")
 
 
@@ -116,8 +147,9 @@ def test_checkpoint_dir_missing_files(tmp_path: Path, capsys: pytest.CaptureFixt
     _one_line_error(capsys, "does not exist")
 
 
-def test_checkpoint_of_another_architecture(train_args: list[str], tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_checkpoint_of_another_architecture(
+    train_args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["train", *train_args, "--epochs", "1"]) == 0
     config = tmp_path / "run" / "config.json"
     saved = json.loads(config.read_text())
@@ -137,12 +169,16 @@ def test_models_and_data_list(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_help_does_not_import_torch() -> None:
-    code = ("import sys; from vaelab.cli.main import build_parser; build_parser(); import vaelab; "
-            "print(sorted(m for m in ('torch', 'matplotlib', 'numpy', 'PIL') if m in sys.modules))")
+    code = (
+        "import sys; from vaelab.cli.main import build_parser; build_parser(); import vaelab; "
+        "print(sorted(m for m in ('torch', 'matplotlib', 'numpy', 'PIL') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_python_dash_m(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "vaelab", "--version"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "vaelab", "--version"], capture_output=True, text=True
+    )
     assert out.returncode == 0 and "vaelab" in out.stdout

@@ -90,7 +90,7 @@ def test_corrupt_file_fails_checksum(tmp_path: Path) -> None:
 
 
 def test_unknown_dataset() -> None:
-    with pytest.raises(VaelabError, match="unknown dataset 'nope'.*mnist"):
+    with pytest.raises(VaelabError, match=r"unknown dataset 'nope'.*mnist"):
         load_splits("nope")
 
 

@@ -20,19 +20,26 @@ def test_every_model_shapes_and_finite(name: str, z_dim: int) -> None:
     assert out.recon_nll.shape == out.kl.shape == (5,)
     assert out.loss.dim() == 0 and torch.isfinite(out.loss)
     out.loss.backward()
-    assert all(p.grad is not None and torch.isfinite(p.grad).all()
-               for p in model.parameters() if p.requires_grad)
+    assert all(
+        p.grad is not None and torch.isfinite(p.grad).all()
+        for p in model.parameters()
+        if p.requires_grad
+    )
 
 
 def test_seed_network_is_the_studys() -> None:
     model = create_model(name="seed", z_dim=20)
-    sizes = [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    sizes = [
+        (m.in_features, m.out_features) for m in model.modules() if isinstance(m, torch.nn.Linear)
+    ]
     assert sizes == [(784, 256), (256, 1024), (1024, 40), (20, 784), (784, 784)]
 
 
 def test_mlp_network_is_pytorch_examples() -> None:
     model = create_model(name="mlp", z_dim=20)
-    sizes = [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    sizes = [
+        (m.in_features, m.out_features) for m in model.modules() if isinstance(m, torch.nn.Linear)
+    ]
     assert sizes == [(784, 400), (400, 40), (20, 400), (400, 784)]
 
 

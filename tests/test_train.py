@@ -13,27 +13,47 @@ from vaelab.train import epoch_permutation, evaluate, fit
 
 
 def _config(tiny_dataset: str, tiny_dataset_dir: Path, out: Path, **kw: object) -> TrainConfig:
-    base = dict(dataset=tiny_dataset, data_dir=str(tiny_dataset_dir), epochs=2, batch_size=64,
-                z_dim=4, device="cpu", out=str(out))
+    base = dict(
+        dataset=tiny_dataset,
+        data_dir=str(tiny_dataset_dir),
+        epochs=2,
+        batch_size=64,
+        z_dim=4,
+        device="cpu",
+        out=str(out),
+    )
     base.update(kw)
     return TrainConfig(**base)  # type: ignore[arg-type]
 
 
-def test_fit_writes_run_directory(tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path) -> None:
+def test_fit_writes_run_directory(
+    tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path
+) -> None:
     result = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "run"))
     run = tmp_path / "run"
-    for name in ("config.json", "metrics.jsonl", "last.safetensors", "best.safetensors",
-                 "loss_curves.png", "reconstructions.png", "samples.png"):
+    for name in (
+        "config.json",
+        "metrics.jsonl",
+        "last.safetensors",
+        "best.safetensors",
+        "loss_curves.png",
+        "reconstructions.png",
+        "samples.png",
+    ):
         assert (run / name).is_file(), name
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [1, 2]
-    assert {"train_loss", "train_recon", "train_kl", "val_loss", "val_recon", "val_kl"} <= set(lines[0])
+    assert {"train_loss", "train_recon", "train_kl", "val_loss", "val_recon", "val_kl"} <= set(
+        lines[0]
+    )
     assert lines[1]["train_loss"] < lines[0]["train_loss"]
     assert result.best_val == min(r["val_loss"] for r in lines)
     assert json.loads((run / "config.json").read_text())["z_dim"] == 4
 
 
-def test_training_is_deterministic_on_cpu(tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path) -> None:
+def test_training_is_deterministic_on_cpu(
+    tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path
+) -> None:
     a = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "a"), pictures=False)
     b = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "b"), pictures=False)
     for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
@@ -41,17 +61,24 @@ def test_training_is_deterministic_on_cpu(tiny_dataset: str, tiny_dataset_dir: P
     assert a.history[-1]["val_loss"] == b.history[-1]["val_loss"]
 
 
-def test_resume_matches_uninterrupted_run(tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path) -> None:
+def test_resume_matches_uninterrupted_run(
+    tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path
+) -> None:
     full = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "full", epochs=3), pictures=False)
     fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "part", epochs=1), pictures=False)
-    resumed = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "part", epochs=3), resume=True,
-                  pictures=False)
+    resumed = fit(
+        _config(tiny_dataset, tiny_dataset_dir, tmp_path / "part", epochs=3),
+        resume=True,
+        pictures=False,
+    )
     for pa, pb in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
         assert torch.equal(pa, pb)
     assert [r["val_loss"] for r in full.history] == [r["val_loss"] for r in resumed.history]
 
 
-def test_resume_mid_epoch_matches(tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path) -> None:
+def test_resume_mid_epoch_matches(
+    tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path
+) -> None:
     from vaelab.train import TrainingInterrupted
 
     full = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "full"), pictures=False)
@@ -62,26 +89,39 @@ def test_resume_mid_epoch_matches(tiny_dataset: str, tiny_dataset_dir: Path, tmp
         return calls["n"] == 12  # 9 steps per epoch: stops at epoch 2, step 3
 
     with pytest.raises(TrainingInterrupted, match="resume"):
-        fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "cut"), stop_requested=stop_after_12,
-            pictures=False)
+        fit(
+            _config(tiny_dataset, tiny_dataset_dir, tmp_path / "cut"),
+            stop_requested=stop_after_12,
+            pictures=False,
+        )
     state = read_checkpoint(tmp_path / "cut" / "last.safetensors").state
     assert state is not None and (state.epoch, state.step) == (1, 3)
-    resumed = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "cut"), resume=True, pictures=False)
+    resumed = fit(
+        _config(tiny_dataset, tiny_dataset_dir, tmp_path / "cut"), resume=True, pictures=False
+    )
     for pa, pb in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
         assert torch.equal(pa, pb)
-    assert full.history == [{**r, "seconds": f["seconds"]} for r, f in
-                            zip(resumed.history, full.history, strict=True)]
+    assert full.history == [
+        {**r, "seconds": f["seconds"]} for r, f in zip(resumed.history, full.history, strict=True)
+    ]
 
 
-def test_save_load_gives_identical_outputs(tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path) -> None:
-    result = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "run", epochs=1, model="conv"),
-                 pictures=False)
+def test_save_load_gives_identical_outputs(
+    tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path
+) -> None:
+    result = fit(
+        _config(tiny_dataset, tiny_dataset_dir, tmp_path / "run", epochs=1, model="conv"),
+        pictures=False,
+    )
     loaded = load_run(tmp_path / "run", which="last")
     result.model.eval()
     x = torch.rand(7, 1, 28, 28)
     z = torch.randn(7, 4)
     assert torch.equal(result.model.decode(z), loaded.model.decode(z))
-    assert all(torch.equal(a, b) for a, b in zip(result.model.encode(x), loaded.model.encode(x), strict=True))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(result.model.encode(x), loaded.model.encode(x), strict=True)
+    )
 
 
 def test_evaluate_restores_mode_and_is_repeatable() -> None:
@@ -104,7 +144,9 @@ def test_epoch_permutation_is_a_permutation() -> None:
     assert not torch.equal(perm, epoch_permutation(100, 3, 3, torch.device("cpu")))
 
 
-def test_existing_run_is_not_overwritten(tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path) -> None:
+def test_existing_run_is_not_overwritten(
+    tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path
+) -> None:
     from vaelab.errors import VaelabError
 
     config = _config(tiny_dataset, tiny_dataset_dir, tmp_path / "run", epochs=1)

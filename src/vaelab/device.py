@@ -20,7 +20,9 @@ def resolve_device(name: str) -> torch.device:
             return torch.device("cuda")
         return torch.device("mps" if _mps_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise VaelabError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
+        raise VaelabError(
+            "--device cuda was asked for but no CUDA GPU is visible; use --device cpu"
+        )
     if name == "mps" and not _mps_available():
         raise VaelabError("--device mps was asked for but MPS is not available; use --device cpu")
     return torch.device(name)

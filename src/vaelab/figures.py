@@ -13,13 +13,19 @@ from vaelab.images import save_grid
 from vaelab.models import VAE
 from vaelab.pixels import binarize_once
 
-__all__ = ["prior_samples", "reconstruction_pairs", "save_reconstructions", "save_samples",
-           "write_run_figures"]
+__all__ = [
+    "prior_samples",
+    "reconstruction_pairs",
+    "save_reconstructions",
+    "save_samples",
+    "write_run_figures",
+]
 
 
 @torch.no_grad()
-def reconstruction_pairs(model: VAE, images: torch.Tensor, binarize: str = "none",
-                         labels: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+def reconstruction_pairs(
+    model: VAE, images: torch.Tensor, binarize: str = "none", labels: torch.Tensor | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Originals and their reconstructions (decoded posterior means), each (N, 28, 28) in [0, 1]."""
     was_training = model.training
     model.eval()
@@ -30,8 +36,14 @@ def reconstruction_pairs(model: VAE, images: torch.Tensor, binarize: str = "none
     return x[:, 0].cpu().numpy(), recon[:, 0].float().cpu().numpy()
 
 
-def save_reconstructions(path: Path, model: VAE, images: torch.Tensor, binarize: str = "none",
-                         labels: torch.Tensor | None = None, ncol: int = 10) -> None:
+def save_reconstructions(
+    path: Path,
+    model: VAE,
+    images: torch.Tensor,
+    binarize: str = "none",
+    labels: torch.Tensor | None = None,
+    ncol: int = 10,
+) -> None:
     """Rows of originals, each directly above the row of its reconstructions."""
     originals, recons = reconstruction_pairs(model, images, binarize, labels)
     n_rows = -(-len(originals) // ncol)
@@ -45,14 +57,20 @@ def save_reconstructions(path: Path, model: VAE, images: torch.Tensor, binarize:
 
 
 @torch.no_grad()
-def prior_samples(model: VAE, n: int, seed: int = 0, labels: torch.Tensor | None = None) -> np.ndarray:
+def prior_samples(
+    model: VAE, n: int, seed: int = 0, labels: torch.Tensor | None = None
+) -> np.ndarray:
     """Mean images decoded from z ~ N(0, I), (n, 28, 28) in [0, 1]."""
     device = next(model.parameters()).device
     z = model.sample_prior(n, torch.Generator().manual_seed(seed))
     was_training = model.training
     model.eval()
     if model.conditional:
-        y = labels if labels is not None else torch.arange(n, device=device) % model.config.num_classes
+        y = (
+            labels
+            if labels is not None
+            else torch.arange(n, device=device) % model.config.num_classes
+        )
         probs = model.decode_probs(z, y)  # type: ignore[call-arg]
     else:
         probs = model.decode_probs(z)
@@ -65,8 +83,9 @@ def save_samples(path: Path, model: VAE, n: int = 100, seed: int = 0) -> None:
     save_grid(path, images, ncol=int(np.ceil(np.sqrt(n))))
 
 
-def write_run_figures(run_dir: Path, model: VAE, data: dict[str, torch.Tensor],
-                      config: TrainConfig) -> None:
+def write_run_figures(
+    run_dir: Path, model: VAE, data: dict[str, torch.Tensor], config: TrainConfig
+) -> None:
     """reconstructions.png, samples.png and loss_curves.png in the run directory."""
     from vaelab.plots import plot_loss_curves
     from vaelab.train import METRICS

@@ -14,7 +14,12 @@ __all__ = ["encode_png", "make_grid", "save_grid", "save_png"]
 
 
 def _chunk(tag: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + tag + payload + struct.pack(">I", zlib.crc32(tag + payload))
+    return (
+        struct.pack(">I", len(payload))
+        + tag
+        + payload
+        + struct.pack(">I", zlib.crc32(tag + payload))
+    )
 
 
 def encode_png(pixels: np.ndarray) -> bytes:
@@ -27,16 +32,21 @@ def encode_png(pixels: np.ndarray) -> bytes:
     # Each scanline starts with filter type 0 (none).
     raw = np.concatenate([np.zeros((height, 1), np.uint8), rows], axis=1).tobytes()
     header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header)
-            + _chunk(b"IDAT", zlib.compress(raw, 6)) + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(raw, 6))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def save_png(path: str | os.PathLike[str], pixels: np.ndarray) -> None:
     atomic_write_bytes(path, encode_png(pixels))
 
 
-def make_grid(images: np.ndarray, ncol: int, padding: int = 2, pad_value: float = 0.5,
-              scale: int = 1) -> np.ndarray:
+def make_grid(
+    images: np.ndarray, ncol: int, padding: int = 2, pad_value: float = 0.5, scale: int = 1
+) -> np.ndarray:
     """Tile float images (N, H, W) with values in [0, 1] into one uint8 picture.
 
     ``scale`` enlarges every pixel to a ``scale`` x ``scale`` block so small digits stay legible.
@@ -51,13 +61,14 @@ def make_grid(images: np.ndarray, ncol: int, padding: int = 2, pad_value: float 
     for i in range(n):
         r, c = divmod(i, ncol)
         top, left = padding + r * cell_h, padding + c * cell_w
-        grid[top:top + height, left:left + width] = images[i]
+        grid[top : top + height, left : left + width] = images[i]
     grid = np.clip(grid * 255.0 + 0.5, 0, 255).astype(np.uint8)
     if scale > 1:
         grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
     return grid
 
 
-def save_grid(path: str | os.PathLike[str], images: np.ndarray, ncol: int, scale: int = 2,
-              padding: int = 2) -> None:
+def save_grid(
+    path: str | os.PathLike[str], images: np.ndarray, ncol: int, scale: int = 2, padding: int = 2
+) -> None:
     save_png(path, make_grid(images, ncol, padding=padding, scale=scale))

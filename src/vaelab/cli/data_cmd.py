@@ -11,15 +11,20 @@ __all__ = ["register"]
 
 def register(sub: Any) -> None:
     data = sub.add_parser("data", help="list or download datasets")
-    actions = data.add_subparsers(dest="action", metavar="ACTION", required=True,
-                                  parser_class=type(data))
+    actions = data.add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=type(data)
+    )
     lst = actions.add_parser("list", help="show each dataset and where its files were found")
     lst.add_argument("--data-dir", default=None)
     lst.set_defaults(handler=list_datasets)
     dl = actions.add_parser("download", help="fetch a dataset from its mirrors, checksum-verified")
     dl.add_argument("name", metavar="NAME")
-    dl.add_argument("--data-dir", default=None, help="root folder (default $VAELAB_DATA or ~/.cache/vaelab)")
-    dl.add_argument("--timeout", type=float, default=30.0, help="seconds before a stalled mirror is skipped")
+    dl.add_argument(
+        "--data-dir", default=None, help="root folder (default $VAELAB_DATA or ~/.cache/vaelab)"
+    )
+    dl.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds before a stalled mirror is skipped"
+    )
     dl.set_defaults(handler=download)
 
 
@@ -34,10 +39,17 @@ def list_datasets(args: argparse.Namespace) -> int:
         try:
             where = str(find_dataset(name, args.data_dir)["train_images"].parent)
         except VaelabError:
-            where = "missing (looked in " + ", ".join(str(d) for d in search_dirs(spec, args.data_dir)) + ")"
+            where = (
+                "missing (looked in "
+                + ", ".join(str(d) for d in search_dirs(spec, args.data_dir))
+                + ")"
+            )
         rows.append([name, spec.description, where])
     print(format_table(rows, ["dataset", "contents", "found in"]))
-    print("\nCredits: " + "; ".join(sorted({dataset_registry.get(n).licence for n in dataset_registry})))
+    print(
+        "\nCredits: "
+        + "; ".join(sorted({dataset_registry.get(n).licence for n in dataset_registry}))
+    )
     return 0
 
 

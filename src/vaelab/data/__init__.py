@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from vaelab.data.datasets import DatasetSpec, Splits, find_dataset, load_splits, dataset_registry
+from vaelab.data.datasets import DatasetSpec, Splits, dataset_registry, find_dataset, load_splits
 
 __all__ = ["DatasetSpec", "Splits", "dataset_registry", "find_dataset", "load_splits"]

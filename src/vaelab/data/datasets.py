@@ -111,8 +111,16 @@ dataset_registry.add(
             "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
         ),
         class_names=(
-            "T-shirt", "Trouser", "Pullover", "Dress", "Coat",
-            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+            "T-shirt",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
         ),
         licence="Fashion-MNIST by Zalando Research, MIT licence",
     ),
@@ -158,7 +166,9 @@ def find_dataset(name: str, data_dir: str | os.PathLike[str] | None = None) -> d
     )
     looked = ", ".join(str(d) for d in dirs)
     if partial is not None:
-        missing = [spec.filename(k) for k in FILE_KINDS if _file_in(partial, spec.filename(k)) is None]
+        missing = [
+            spec.filename(k) for k in FILE_KINDS if _file_in(partial, spec.filename(k)) is None
+        ]
         what = f"{', '.join(missing)} missing from {partial}"
     else:
         what = f"no files found (looked in {looked})"

@@ -100,7 +100,9 @@ def download_dataset(
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise VaelabError(f"cannot create {folder}: {exc.strerror}; pass a writable --data-dir") from None
+        raise VaelabError(
+            f"cannot create {folder}: {exc.strerror}; pass a writable --data-dir"
+        ) from None
     for kind in FILE_KINDS:
         existing = folder / f"{spec.filename(kind)}.gz"
         if existing.is_file():

@@ -16,7 +16,7 @@ import numpy as np
 
 from vaelab.errors import VaelabError
 
-__all__ = ["MAX_ITEMS", "read_idx", "read_idx_bytes", "decompressed_bytes", "sha256_hex"]
+__all__ = ["MAX_ITEMS", "decompressed_bytes", "read_idx", "read_idx_bytes", "sha256_hex"]
 
 # Unsigned-byte IDX files: magic is 0x00 0x00 0x08 rank.
 _UBYTE = 0x08
@@ -56,7 +56,9 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def read_idx_bytes(data: bytes, name: str, rank: int, item_shape: tuple[int, ...] = ()) -> np.ndarray:
+def read_idx_bytes(
+    data: bytes, name: str, rank: int, item_shape: tuple[int, ...] = ()
+) -> np.ndarray:
     """Parse unsigned-byte IDX content of the given rank; ``item_shape`` fixes dims after N."""
     header_len = 4 + 4 * rank
     if len(data) < header_len:

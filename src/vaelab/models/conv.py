@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vaelab.models.base import ModelConfig, VAE
+from vaelab.models.base import VAE, ModelConfig
 from vaelab.models.registry import register_model
 
 __all__ = ["ConvVAE"]
@@ -20,16 +20,21 @@ class ConvVAE(VAE):
         self.feature_shape = (2 * channels, height // 4, width // 4)
         n_features = 2 * channels * (height // 4) * (width // 4)
         self.encoder = nn.Sequential(
-            nn.Conv2d(c_in, channels, 4, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(channels, 2 * channels, 4, stride=2, padding=1), nn.ReLU(),
-            nn.Flatten(), nn.Linear(n_features, hidden), nn.ReLU(),
+            nn.Conv2d(c_in, channels, 4, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(channels, 2 * channels, 4, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(n_features, hidden),
+            nn.ReLU(),
         )
         self.to_posterior = nn.Linear(hidden, 2 * config.z_dim)
         self.from_latent = nn.Sequential(
             nn.Linear(config.z_dim, hidden), nn.ReLU(), nn.Linear(hidden, n_features), nn.ReLU()
         )
         self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(2 * channels, channels, 4, stride=2, padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(2 * channels, channels, 4, stride=2, padding=1),
+            nn.ReLU(),
             nn.ConvTranspose2d(channels, c_in, 4, stride=2, padding=1),
         )
 
