@@ -9,6 +9,7 @@ so one file is enough to rebuild its model. Nothing is ever unpickled.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +17,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save
 
 from vaelab.config import TrainConfig
 from vaelab.errors import VaelabError
-from vaelab.fsutil import atomic_path
+from vaelab.fsutil import atomic_write_bytes
 from vaelab.models import VAE, ModelConfig, create_model
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "LAST",
     "LoadedRun",
     "TrainState",
+    "checkpoint_bytes",
     "load_run",
     "read_checkpoint",
     "save_checkpoint",
@@ -37,6 +39,14 @@ __all__ = [
 
 FORMAT = "vaelab-checkpoint-1"
 CONFIG, LAST, BEST = "config.json", "last.safetensors", "best.safetensors"
+
+# The header is never trusted: these bound what a file may claim before anything is read.
+_MAX_HEADER_BYTES = 16 << 20  # ours are a few KB (the epoch history is the bulk)
+_MAX_FILE_BYTES = 8 << 30  # far above any vaelab model; a bigger file is not ours
+_ITEM_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
+               "U8": 1, "BOOL": 1}
+_FLOAT_DTYPES = {torch.float64, torch.float32, torch.float16, torch.bfloat16}
+_OPTIMIZER_KEYS = {"exp_avg", "exp_avg_sq", "step", "max_exp_avg_sq"}
 
 
 @dataclass
@@ -56,7 +66,24 @@ class TrainState:
 
     @classmethod
     def from_json(cls, text: str) -> TrainState:
-        return cls(**json.loads(text))
+        state = cls(**json.loads(text))
+        state._check()
+        return state
+
+    def _check(self) -> None:
+        counts = (self.epoch, self.step, self.global_step)
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts):
+            raise ValueError("epoch, step and global_step must be non-negative integers")
+        if self.best_val is not None and not isinstance(self.best_val, int | float):
+            raise ValueError("best_val must be a number")
+        if self.best_epoch is not None and not isinstance(self.best_epoch, int):
+            raise ValueError("best_epoch must be an integer")
+        if not isinstance(self.history, list) or not all(isinstance(r, dict) for r in self.history):
+            raise ValueError("history must be a list of records")
+        if not isinstance(self.running, dict) or (
+                self.running and (set(self.running) != {"loss", "recon", "kl"} or not all(
+                    isinstance(v, int | float) for v in self.running.values()))):
+            raise ValueError("running must map loss, recon and kl to numbers")
 
 
 def _optimizer_tensors(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -79,6 +106,14 @@ def _optimizer_state(tensors: dict[str, torch.Tensor], plain: dict[str, Any]) ->
         _, index, key = name.split(".", 2)
         state.setdefault(int(index), {})[key] = value
     return {"state": state, "param_groups": plain["param_groups"]}
+
+
+def checkpoint_bytes(model: VAE, resume: bool = False) -> int:
+    """Disk space a run needs for its checkpoints: ``last`` (weights + Adam's two moments),
+    ``best`` (weights), and a temp copy of ``last`` while it is rewritten; resuming only
+    needs the temp copy, the others exist already."""
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    return 3 * weights + (0 if resume else 4 * weights) + (1 << 20)
 
 
 def save_checkpoint(
@@ -104,8 +139,9 @@ def save_checkpoint(
         tensors["rng.cpu"] = torch.get_rng_state()
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             tensors["rng.cuda"] = torch.cuda.get_rng_state()
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+    # Serialised in memory and written by Python, so a full disk is an OSError that
+    # atomic_write_bytes turns into a clear message, leaving the previous file intact.
+    atomic_write_bytes(path, save(tensors, metadata=metadata))
 
 
 @dataclass
@@ -127,14 +163,20 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     if not path.is_file():
         raise VaelabError(f"checkpoint {path} is missing; train first (vaelab train --out DIR)")
     try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as fh:
-            metadata = fh.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        with path.open("rb") as fh:
+            if os.fstat(fh.fileno()).st_size > _MAX_FILE_BYTES:
+                raise VaelabError(f"{path} is larger than {_MAX_FILE_BYTES >> 30} GiB; "
+                                  "it is not a vaelab checkpoint")
+            raw = fh.read()
+    except OSError as exc:
+        raise VaelabError(f"cannot read {path}: {exc.strerror or exc}") from None
+    metadata = _check_header(path, raw)
+    try:
+        tensors = load(raw)
+    except (SafetensorError, ValueError, RuntimeError, OverflowError) as exc:
         raise VaelabError(f"{path} is not a readable safetensors checkpoint ({exc}); "
                           "it may be corrupt or not a vaelab checkpoint") from None
+    del raw
     if metadata.get("format") != FORMAT:
         raise VaelabError(f"{path} is not a vaelab checkpoint (format {metadata.get('format')!r})")
     try:
@@ -142,22 +184,116 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         model_config = ModelConfig.from_dict(json.loads(metadata["model_config"]))
         state = TrainState.from_json(metadata["state"]) if "state" in metadata else None
         optim_plain = json.loads(metadata["optimizer"]) if "optimizer" in metadata else None
-    except (KeyError, TypeError, ValueError) as exc:
+        groups: dict[str, dict[str, torch.Tensor]] = {"model": {}, "optim": {}, "rng": {}}
+        for name, tensor in tensors.items():
+            prefix, _, rest = name.partition(".")
+            if prefix not in groups:
+                raise ValueError(f"unexpected tensor {name!r}")
+            groups[prefix][rest if prefix != "optim" else name] = tensor
+        _check_tensors(groups, optim_plain)
+        optimizer_state = _optimizer_state(groups["optim"], optim_plain) if optim_plain else None
+    except VaelabError as exc:
+        raise VaelabError(f"{path}: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         raise VaelabError(f"{path} has a damaged header ({exc}); use another checkpoint") from None
-    groups: dict[str, dict[str, torch.Tensor]] = {"model": {}, "optim": {}, "rng": {}}
-    for name, tensor in tensors.items():
-        prefix, _, rest = name.partition(".")
-        if prefix not in groups:
-            raise VaelabError(f"{path} holds an unexpected tensor {name!r}")
-        groups[prefix][rest if prefix != "optim" else name] = tensor
-    optimizer_state = _optimizer_state(groups["optim"], optim_plain) if optim_plain else None
-    return Checkpoint(path, config, model_config, groups["model"], state, optimizer_state, groups["rng"])
+    if (config.model, config.z_dim) != (model_config.name, model_config.z_dim):
+        raise VaelabError(
+            f"{path} is inconsistent: its training config names {config.model!r} with z_dim="
+            f"{config.z_dim} but its model config {model_config.name!r} with z_dim="
+            f"{model_config.z_dim}; use another checkpoint")
+    return Checkpoint(path, config, model_config, groups["model"], state, optimizer_state,
+                      groups["rng"])
+
+
+def _check_header(path: Path, raw: bytes) -> dict[str, str]:
+    """Validate the safetensors header against the file's real size; returns its metadata.
+
+    Rejects pickles (a PyTorch ``.pt`` file is a zip of pickles; nothing here unpickles),
+    absurd header lengths, unknown dtypes, and tensors whose claimed size disagrees with
+    their byte range or lies outside the file, before a single tensor is allocated.
+    """
+    def bad(reason: str) -> VaelabError:
+        return VaelabError(f"{path} is not a valid vaelab checkpoint ({reason}); it may be "
+                           "corrupt or truncated: use another checkpoint or train again")
+
+    if raw[:1] == b"\x80" or raw[:4] == b"PK\x03\x04":
+        raise VaelabError(f"{path} is a pickle or torch.save file, not a safetensors checkpoint; "
+                          "vaelab never unpickles files (unpickling can run arbitrary code)")
+    if len(raw) < 8:
+        raise bad(f"only {len(raw)} bytes")
+    size = int.from_bytes(raw[:8], "little")
+    if size > _MAX_HEADER_BYTES or 8 + size > len(raw):
+        raise bad(f"header claims {size} bytes, file holds {len(raw) - 8}")
+    try:
+        header = json.loads(raw[8:8 + size].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise bad("header is not JSON") from None
+    if not isinstance(header, dict):
+        raise bad("header is not a JSON object")
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise bad("metadata is not a map of strings")
+    data_bytes = len(raw) - 8 - size
+    for name, entry in header.items():
+        if not isinstance(entry, dict) or entry.get("dtype") not in _ITEM_BYTES:
+            raise bad(f"tensor {name!r} has no supported dtype")
+        shape, offsets = entry.get("shape"), entry.get("data_offsets")
+        if not (isinstance(shape, list) and len(shape) <= 8
+                and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+            raise bad(f"tensor {name!r} has an invalid shape")
+        if not (isinstance(offsets, list) and len(offsets) == 2
+                and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+                and 0 <= offsets[0] <= offsets[1] <= data_bytes):
+            raise bad(f"tensor {name!r} lies outside the file")
+        if math.prod(shape) * _ITEM_BYTES[entry["dtype"]] != offsets[1] - offsets[0]:
+            raise bad(f"tensor {name!r} claims shape {shape} but holds "
+                      f"{offsets[1] - offsets[0]} bytes")
+    return metadata
+
+
+def _check_tensors(groups: dict[str, dict[str, torch.Tensor]], optim_plain: Any) -> None:
+    """Dtypes and names a vaelab checkpoint can hold; anything else is a damaged file."""
+    for name, tensor in groups["model"].items():
+        if tensor.dtype not in _FLOAT_DTYPES:
+            raise ValueError(f"model tensor {name!r} has dtype {tensor.dtype}")
+    for name, tensor in groups["rng"].items():
+        if name not in ("cpu", "cuda") or tensor.dtype != torch.uint8 or tensor.dim() != 1:
+            raise ValueError(f"rng state {name!r} is not a byte vector")
+    if "cpu" in groups["rng"] and groups["rng"]["cpu"].numel() != torch.get_rng_state().numel():
+        raise ValueError("cpu rng state has the wrong length")
+    if groups["optim"] and optim_plain is None:
+        raise ValueError("optimizer tensors without optimizer settings")
+    if optim_plain is not None:
+        if not isinstance(optim_plain, dict) or not isinstance(optim_plain.get("state"), dict) \
+                or not isinstance(optim_plain.get("param_groups"), list):
+            raise ValueError("optimizer settings are malformed")
+        if "cpu" not in groups["rng"]:
+            raise ValueError("optimizer state without the rng state needed to resume")
+    for name, tensor in groups["optim"].items():
+        parts = name.split(".")
+        if len(parts) != 3 or not parts[1].isdigit() or parts[2] not in _OPTIMIZER_KEYS:
+            raise ValueError(f"unexpected optimizer tensor {name!r}")
+        if tensor.dtype not in _FLOAT_DTYPES:
+            raise ValueError(f"optimizer tensor {name!r} has dtype {tensor.dtype}")
 
 
 def build_model(checkpoint: Checkpoint, device: str | torch.device = "cpu") -> VAE:
-    """A model of the checkpoint's architecture with its weights, or a clear error."""
-    model = create_model(checkpoint.model_config)
-    expected = model.state_dict()
+    """A model of the checkpoint's architecture with its weights, or a clear error.
+
+    The architecture is first built on the meta device (no memory), so a config claiming an
+    enormous model is refused by comparing shapes before anything is allocated.
+    """
+    try:
+        with torch.device("meta"):
+            skeleton = create_model(checkpoint.model_config)
+    except VaelabError as exc:
+        raise VaelabError(f"{checkpoint.path}: {exc}; it was written by another vaelab "
+                          "version or another tool") from None
+    except (ValueError, TypeError, RuntimeError, KeyError, IndexError) as exc:
+        raise VaelabError(f"{checkpoint.path}: its model config cannot be built ({exc}); "
+                          "use another checkpoint") from None
+    expected = skeleton.state_dict()
     got = checkpoint.model_state
     missing, unexpected = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
     wrong = [k for k in expected if k in got and got[k].shape != expected[k].shape]
@@ -170,8 +306,52 @@ def build_model(checkpoint: Checkpoint, device: str | torch.device = "cpu") -> V
             f"architecture with z_dim={checkpoint.model_config.z_dim} ({detail}); "
             "the checkpoint belongs to another model"
         )
+    odd = [k for k in expected if got[k].dtype != expected[k].dtype]
+    if odd:
+        raise VaelabError(f"{checkpoint.path}: tensor {odd[0]} has dtype {got[odd[0]].dtype}, "
+                          f"expected {expected[odd[0]].dtype}; use another checkpoint")
+    if checkpoint.optimizer_state is not None:
+        _check_optimizer(checkpoint, [p.shape for p in skeleton.parameters()])
+    model = create_model(checkpoint.model_config)
     model.load_state_dict(got)
     return model.to(device)
+
+
+def _check_optimizer(checkpoint: Checkpoint, shapes: list[torch.Size]) -> None:
+    """The optimizer state must fit the model: one Adam group over every parameter."""
+    state = checkpoint.optimizer_state or {}
+    problem = None
+    groups = state.get("param_groups")
+    listed = [i for g in groups for i in g["params"]] if isinstance(groups, list) and all(
+        isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups) else None
+    if listed is None or sorted(listed) != list(range(len(shapes))):
+        problem = "its parameter groups do not cover the model's parameters"
+    else:
+        for group in groups:
+            numbers = [group.get(k) for k in ("lr", "eps", "weight_decay")]
+            betas = group.get("betas")
+            if not all(isinstance(v, int | float) and math.isfinite(v) for v in numbers) or not (
+                    isinstance(betas, list | tuple) and len(betas) == 2
+                    and all(isinstance(b, int | float) for b in betas)):
+                problem = "its lr, betas, eps or weight_decay are malformed"
+    for index, entry in state.get("state", {}).items():
+        if problem:
+            break
+        if not 0 <= index < len(shapes):
+            problem = f"it holds state for parameter {index} of {len(shapes)}"
+            break
+        for key, value in entry.items():
+            if key == "step":
+                ok = (torch.is_tensor(value) and value.numel() == 1) or isinstance(
+                    value, int | float)
+            else:
+                ok = torch.is_tensor(value) and value.shape == shapes[index]
+            if not ok:
+                problem = f"its {key} for parameter {index} does not fit the model"
+                break
+    if problem:
+        raise VaelabError(f"{checkpoint.path}: the optimizer state cannot resume this model "
+                          f"({problem}); use another checkpoint")
 
 
 def _check_run_config(folder: Path, checkpoint: Checkpoint) -> None:

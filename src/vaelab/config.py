@@ -85,6 +85,22 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "positive": (lambda v: v > 0, "a positive number"),
     "non-negative": (lambda v: v >= 0, "zero or a positive number"),
 }
+# Lowest accepted integer per check, and upper limits per field: a typo fails here, naming the
+# accepted range, rather than deep inside torch (a seed above 2**63 overflows its generator).
+_INT_LOW = {"positive": 1, "non-negative": 0}
+_UPPER: dict[str, int] = {
+    "z_dim": 4096, "seed": 2**32 - 1, "batch_size": 1_000_000, "epochs": 1_000_000,
+    "iw_samples": 10_000, "val_size": 10_000_000, "kl_warmup": 1_000_000,
+    "checkpoint_every": 10**9,
+}
+
+
+def _range_text(name: str, check: str, expected: type) -> str:
+    upper = _UPPER.get(name)
+    if expected is int:
+        low = _INT_LOW[check]
+        return f"an integer from {low} to {upper}" if upper else f"an integer of at least {low}"
+    return "a number greater than 0" if check == "positive" else "a number of 0 or more"
 
 
 def _validate(f: Field[Any], value: Any) -> None:
@@ -99,8 +115,10 @@ def _validate(f: Field[Any], value: Any) -> None:
         raise VaelabError(f"{_flag(f.name)} must be a finite number, got {value!r}")
     check, choices = f.metadata.get("check"), f.metadata.get("choices")
     if check:
-        ok, wanted = _CHECKS[check]
-        if not ok(value):
+        ok, _ = _CHECKS[check]
+        upper = _UPPER.get(f.name)
+        if not ok(value) or (upper is not None and value > upper):
+            wanted = _range_text(f.name, check, expected)
             raise VaelabError(f"{_flag(f.name)} must be {wanted}, got {value!r}")
     if choices and value not in choices:
         raise VaelabError(f"{_flag(f.name)} must be one of {', '.join(choices)}, got {value!r}")

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
 from vaelab.config import add_config_arguments, config_from_args
+
+if TYPE_CHECKING:
+    from vaelab.signals import StopOnSignal
 
 __all__ = ["register"]
 
@@ -14,7 +18,9 @@ def register(sub: Any) -> None:
     parser = sub.add_parser("train", help="train a VAE and write checkpoints, metrics and pictures",
                             description="Train a VAE. Precedence: defaults < --preset < --config "
                             "< flags. The run directory gets config.json, metrics.jsonl, "
-                            "last/best checkpoints, loss_curves.png, reconstructions.png, samples.png.")
+                            "last/best checkpoints, loss_curves.png, reconstructions.png, "
+                            "samples.png. Ctrl-C or SIGTERM stops after the current step and "
+                            "saves a checkpoint that --resume continues exactly.")
     add_config_arguments(parser)
     parser.add_argument("--resume", metavar="RUN_DIR", default=None,
                         help="continue the run in RUN_DIR from its last checkpoint "
@@ -36,13 +42,35 @@ def _resume_config(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vaelab.signals import StopOnSignal
+
+    # Installed first, so Ctrl-C or SIGTERM even during start-up ends in a clean stop.
+    with StopOnSignal() as stop:
+        return _train(args, stop)
+
+
+def _train(args: argparse.Namespace, stop: StopOnSignal) -> int:
+    from pathlib import Path
+
+    from vaelab.checkpoint import LAST
     from vaelab.cli.output import BarProgress, format_table
-    from vaelab.train import fit
+    from vaelab.train import TrainingInterrupted, fit
 
     config = _resume_config(args) if args.resume else config_from_args(args)
     banner = (f"training {config.model} (z_dim={config.z_dim}) on {config.dataset} for "
               f"{config.epochs} epochs -> {config.out}")
-    result = fit(config, resume=bool(args.resume), progress=BarProgress(banner))
+    resume_hint = f"vaelab train --resume {config.out}"
+    try:
+        result = fit(config, resume=bool(args.resume), progress=BarProgress(banner),
+                     stop_requested=stop)
+    except TrainingInterrupted as exc:
+        print(f"\nvaelab: {stop.name or 'interrupted'}: {exc}", file=sys.stderr)
+        return stop.exit_code
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped mid-step, nothing saved for it
+        saved = (Path(config.out) / LAST).is_file()
+        print("\nvaelab: aborted; " + (f"the last complete checkpoint is intact; to continue: "
+              f"{resume_hint}" if saved else "no checkpoint had been written"), file=sys.stderr)
+        return stop.exit_code
     rows = [[r["epoch"], r["train_loss"], r.get("val_loss", float("nan")),
              r.get("val_recon", r["train_recon"]), r.get("val_kl", r["train_kl"]), r["seconds"]]
             for r in result.history]
