@@ -1,0 +1,235 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import vaelab
+from vaelab.batched import fit_many
+from vaelab.batched_step import StackedStep
+from vaelab.checkpoint import load_run, read_checkpoint
+from vaelab.config import TrainConfig
+from vaelab.errors import VaelabError
+from vaelab.models import create_model
+from vaelab.stacked import StackedMLP
+from vaelab.train import FitResult, TrainingInterrupted, fit
+
+
+def _config(dataset: str, data_dir: Path, out: Path, **kw: Any) -> TrainConfig:
+    base: dict[str, Any] = dict(model="seed", dataset=dataset, data_dir=str(data_dir), epochs=2,
+                                batch_size=64, device="cpu", seed=3, out=str(out))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _sweep(dataset: str, data_dir: Path, root: Path, z_dims: tuple[int, ...],
+           **kw: Any) -> list[TrainConfig]:
+    return [_config(dataset, data_dir, root / f"z{z}", z_dim=z, **kw) for z in z_dims]
+
+
+def _assert_same_training(alone: FitResult, stacked: FitResult) -> None:
+    """Equal to float rounding: summation order differs between addmm and a batched bmm."""
+    for ra, rb in zip(alone.history, stacked.history, strict=True):
+        assert set(ra) == set(rb)
+        for key in ra:
+            if key != "seconds":
+                assert rb[key] == pytest.approx(ra[key], rel=1e-5, abs=1e-4), key
+    assert stacked.best_val == pytest.approx(alone.best_val, rel=1e-5)
+    for (name, pa), pb in zip(alone.model.named_parameters(), stacked.model.parameters(),
+                              strict=True):
+        diff = (pa.detach() - pb.detach()).abs()
+        # Adam divides by the gradient's own scale, so an element whose gradient is rounding
+        # noise can move by up to lr per step; all other elements agree to 1e-5.
+        assert float(diff.max()) < 18 * 2 * 1e-3, name
+        assert int((diff > 1e-5).sum()) <= 2 + diff.numel() // 10_000, name
+
+
+def test_batched_sweep_matches_separate_fits(tiny_dataset: str, tiny_dataset_dir: Path,
+                                             tmp_path: Path) -> None:
+    z_dims = (1, 2, 5)
+    alone = [fit(c, pictures=False) for c in _sweep(tiny_dataset, tiny_dataset_dir,
+                                                    tmp_path / "alone", z_dims)]
+    stacked = fit_many(_sweep(tiny_dataset, tiny_dataset_dir, tmp_path / "stacked", z_dims))
+    assert [r.model.z_dim for r in stacked] == list(z_dims)
+    for a, b in zip(alone, stacked, strict=True):
+        _assert_same_training(a, b)
+    for z, result in zip(z_dims, stacked, strict=True):
+        run = tmp_path / "stacked" / f"z{z}"
+        assert result.run_dir == run
+        for name in ("config.json", "metrics.jsonl", "last.safetensors", "best.safetensors",
+                     "loss_curves.png", "reconstructions.png", "samples.png"):
+            assert (run / name).is_file(), name
+        assert json.loads((run / "config.json").read_text())["z_dim"] == z
+        lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        assert lines == result.history and [r["epoch"] for r in lines] == [1, 2]
+        loaded = vaelab.load(str(run))
+        assert loaded.model.z_dim == z
+        for pa, pb in zip(loaded.model.parameters(), load_run(run, "last").model.parameters(),
+                          strict=True):
+            assert pa.shape == pb.shape
+        ckpt = read_checkpoint(run / "last.safetensors")
+        assert ckpt.state is not None and ckpt.state.epoch == 2 and ckpt.state.global_step == 18
+        assert ckpt.optimizer_state is not None and "cpu" in ckpt.rng
+
+
+def test_interrupted_batch_resumes_stacked_or_alone(tiny_dataset: str, tiny_dataset_dir: Path,
+                                                    tmp_path: Path) -> None:
+    z_dims = (2, 5)
+    full = fit_many(_sweep(tiny_dataset, tiny_dataset_dir, tmp_path / "full", z_dims, model="mlp"),
+                    pictures=False)
+    cut = _sweep(tiny_dataset, tiny_dataset_dir, tmp_path / "cut", z_dims, model="mlp")
+    calls = {"n": 0}
+
+    def stop_after_12() -> bool:
+        calls["n"] += 1
+        return calls["n"] == 12  # 9 steps per epoch: stops at epoch 2, step 3
+
+    with pytest.raises(TrainingInterrupted, match="resume"):
+        fit_many(cut, stop_requested=stop_after_12, pictures=False)
+    for config in cut:
+        state = read_checkpoint(Path(config.out) / "last.safetensors").state
+        assert state is not None and (state.epoch, state.step, state.global_step) == (1, 3, 12)
+    # One run continued alone by fit, as `vaelab train --resume` does.
+    shutil.copytree(cut[1].out, tmp_path / "alone")
+    alone = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "alone", z_dim=5, model="mlp"),
+                resume=True, pictures=False)
+    resumed = fit_many(cut, resume=True, pictures=False)
+    for a, b in zip(full, resumed, strict=True):
+        for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
+            assert torch.equal(pa, pb)
+        assert [{**r, "seconds": 0} for r in a.history] == [{**r, "seconds": 0} for r in b.history]
+    _assert_same_training(alone, resumed[1])
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def epoch_start(self, epoch: int, epochs: int, steps: int, done: int) -> None:
+        self.starts.append(epoch)
+
+    def step(self, loss: float | None) -> None:
+        pass
+
+    def epoch_end(self, record: dict[str, Any]) -> None:
+        self.ends.append(record["epoch"])
+
+
+def test_finished_runs_are_skipped_and_unfinished_extended(tiny_dataset: str,
+                                                           tiny_dataset_dir: Path,
+                                                           tmp_path: Path) -> None:
+    configs = _sweep(tiny_dataset, tiny_dataset_dir, tmp_path, (2, 3), model="mlp", epochs=1)
+    first = fit_many(configs, pictures=False)
+    last = Path(configs[0].out) / "last.safetensors"
+    stamp = last.stat().st_mtime_ns
+    progress = _Recorder()
+    again = fit_many(configs, resume=True, progress=progress, pictures=False)
+    assert progress.starts == [] and last.stat().st_mtime_ns == stamp
+    for a, b in zip(first, again, strict=True):
+        assert a.history == b.history
+        for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
+            assert torch.equal(pa, pb)
+    # One run extended to 2 epochs while the other stays finished.
+    longer = [configs[0], _config(tiny_dataset, tiny_dataset_dir, tmp_path / "z3", z_dim=3,
+                                  model="mlp", epochs=2)]
+    progress = _Recorder()
+    extended = fit_many(longer, resume=True, progress=progress, pictures=False)
+    assert progress.starts == [1] and progress.ends == [2]
+    assert [len(r.history) for r in extended] == [1, 2]
+
+
+def test_refuses_before_writing(tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path) -> None:
+    fit_many(_sweep(tiny_dataset, tiny_dataset_dir, tmp_path, (2,), model="mlp", epochs=1),
+             pictures=False)
+    configs = _sweep(tiny_dataset, tiny_dataset_dir, tmp_path, (1, 2), model="mlp", epochs=1)
+    with pytest.raises(VaelabError, match="already holds a run"):
+        fit_many(configs)
+    assert not (tmp_path / "z1").exists()
+    with pytest.raises(VaelabError, match="is missing"):
+        fit_many(configs, resume=True)
+    twice = [configs[0], configs[0]]
+    with pytest.raises(VaelabError, match="own --out"):
+        fit_many(twice)
+
+
+def test_unstackable_config_is_trained_by_fit(tiny_dataset: str, tiny_dataset_dir: Path,
+                                              tmp_path: Path) -> None:
+    # Dynamic binarisation draws each model's own binary batch, so it is not stacked.
+    kw = dict(model="mlp", z_dim=2, epochs=1, binarize="dynamic")
+    mixed = fit_many([_config(tiny_dataset, tiny_dataset_dir, tmp_path / "dynamic", **kw),
+                      _config(tiny_dataset, tiny_dataset_dir, tmp_path / "mlp", model="mlp",
+                              epochs=1)], pictures=False)
+    alone = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "alone", **kw), pictures=False)
+    for pa, pb in zip(alone.model.parameters(), mixed[0].model.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    assert mixed[1].model.z_dim == 20
+
+
+def _models(z_dims: tuple[int, ...], name: str = "mlp") -> list[Any]:
+    torch.manual_seed(0)
+    return [create_model(name=name, z_dim=z) for z in z_dims]
+
+
+def test_stacked_terms_match_each_model_and_padding_gets_no_gradient() -> None:
+    z_dims = (1, 3, 4)
+    models = _models(z_dims)
+    stacked = StackedMLP(models, torch.device("cpu"))
+    x = torch.rand(6, 1, 28, 28)
+    noise = [torch.randn(6, z) for z in z_dims]
+    eps = torch.stack([torch.nn.functional.pad(n, (0, 4 - n.shape[1])) for n in noise])
+    betas = torch.tensor([1.0, 0.5, 2.0])
+    terms = stacked.terms(x, eps, betas)
+    terms.total.backward()
+    for k, (model, n) in enumerate(zip(models, noise, strict=True)):
+        mu, logvar = model.encode(x)
+        logits = model.decode(mu + n * torch.exp(0.5 * logvar))
+        alone = model.loss_terms(x, logits, mu, logvar, mu, float(betas[k]))
+        expected = torch.stack([alone.loss.mean() * 6, alone.recon_nll.sum(), alone.kl.sum()])
+        torch.testing.assert_close(terms.sums[k], expected, rtol=1e-5, atol=1e-4)
+        copy = create_model(name="mlp", z_dim=model.z_dim)
+        stacked.copy_to(k, copy)
+        for pa, pb in zip(model.parameters(), copy.parameters(), strict=True):
+            assert torch.equal(pa, pb)
+    posterior = stacked.params["to_posterior.weight"].grad  # (M, hidden, 2 * z_max)
+    decoder_in = stacked.params["decoder.0.weight"].grad  # (M, z_max, hidden)
+    assert posterior is not None and decoder_in is not None
+    for k, z in enumerate(z_dims):
+        assert not posterior[k][:, z:4].any() and not posterior[k][:, 4 + z:].any()
+        assert not decoder_in[k][z:].any()
+        assert posterior[k][:, :z].abs().sum() > 0
+
+
+def _step_runs(use_graph: bool, device: torch.device, steps: int = 4) -> list[torch.Tensor]:
+    models = _models((2, 5))
+    stacked = StackedMLP(models, device)
+    optimizer = torch.optim.Adam(stacked.parameters(), lr=1e-3, fused=True,
+                                 capturable=device.type == "cuda")
+    stacked.load_optimizer_states(optimizer, [None, None])
+    images = (torch.rand(40, 28, 28) * 255).to(torch.uint8).to(device)
+    order = torch.randperm(40, generator=torch.Generator().manual_seed(1)).to(device)
+    offset = torch.zeros((), dtype=torch.long, device=device)
+    step = StackedStep(stacked, optimizer, images, order, offset, 8, use_graph=use_graph)
+    generators = [torch.Generator(device=device).manual_seed(s) for s in (1, 2)]
+    sums = [step(generators, [1.0, 0.5]).clone() for _ in range(steps)]
+    return [*sums, *[p.detach().clone() for p in stacked.parameters()]]
+
+
+def test_graph_step_runs_eagerly_off_cuda() -> None:
+    eager = _step_runs(False, torch.device("cpu"))
+    graph_requested = _step_runs(True, torch.device("cpu"))
+    for a, b in zip(eager, graph_requested, strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_graph_step_matches_eager_step() -> None:
+    device = torch.device("cuda")
+    eager = _step_runs(False, device, steps=6)
+    graph = _step_runs(True, device, steps=6)
+    for a, b in zip(eager, graph, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
