@@ -15,6 +15,7 @@ after another with ``fit``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -40,6 +41,7 @@ from vaelab.device import resolve_device
 from vaelab.errors import VaelabError
 from vaelab.fsutil import atomic_write_json
 from vaelab.models import VAE, create_model
+from vaelab.runlock import RunLock
 from vaelab.stacked import StackedMLP, stacking_blocker
 from vaelab.train import (
     _TERMS,
@@ -305,10 +307,12 @@ def fit_many(
     blockers = [_blocker(c) for c in configs]
     results: dict[int, FitResult] = {}
     cuda = [d.index or 0 for d in set(devices) if d.type == "cuda"]
-    with torch.random.fork_rng(devices=cuda):
+    with torch.random.fork_rng(devices=cuda), contextlib.ExitStack() as locks:
         runs: dict[int, _Run] = {}
         for i, (config, again, device) in enumerate(zip(configs, resumes, devices, strict=True)):
             if blockers[i] is None:
+                # As fit does: one training per run directory (fit takes its own lock).
+                locks.enter_context(RunLock(config.out))
                 runs[i] = _open_run(config, again, device)
         groups: dict[tuple[Any, ...], list[int]] = {}
         for i, run in runs.items():
