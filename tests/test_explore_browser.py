@@ -67,15 +67,16 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def runs(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One-epoch runs of the three explorable presets, each with its explorer.html."""
+    """One-epoch runs of the three explorable presets (and z_dim 1), each with explorer.html."""
     out = tmp_path_factory.mktemp("runs")
     made = {}
-    for model, z_dim in (("mlp", 2), ("seed", 20), ("conv", 6)):
+    for key, model, z_dim in (("mlp", "mlp", 2), ("seed", "seed", 20), ("conv", "conv", 6),
+                              ("mlp-1", "mlp", 1)):
         run = out / f"{model}-{z_dim}"
         fit(TrainConfig(model=model, z_dim=z_dim, dataset=DATASET, data_dir=str(data_root),
                         epochs=1, batch_size=100, device="cpu", out=str(run)), pictures=False)
         write_explorer(run, data_dir=str(data_root))
-        made[model] = run
+        made[key] = run
     return made
 
 
@@ -235,16 +236,31 @@ def test_map_works_from_the_keyboard(runs: dict[str, Path], open_page: Any) -> N
     watched.assert_clean()
 
 
-def test_manifold_background_for_two_latent_dims(runs: dict[str, Path], open_page: Any) -> None:
-    watched = open_page(runs["mlp"] / "explorer.html")
+@pytest.mark.parametrize("run", ["mlp", "mlp-1"])
+def test_manifold_background_for_one_and_two_latent_dims(runs: dict[str, Path], open_page: Any,
+                                                         run: str) -> None:
+    watched = open_page(runs[run] / "explorer.html")
     page = watched.page
     plain = page.locator("#map").screenshot()
     page.check("#manifold")
     assert page.locator("#map").screenshot() != plain
-    conv = open_page(runs["conv"] / "explorer.html")  # z_dim 6: no manifold to offer
-    assert conv.page.locator("#manifold-option").is_hidden()
+    # Dragging across the map moves z1 (and z2 where there is one).
+    box = page.locator("#map").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.5)
+    page.mouse.down()
+    left = page.evaluate("vaelabExplorer.latent()")
+    page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.5)
+    page.mouse.up()
+    right = page.evaluate("vaelabExplorer.latent()")
+    assert len(left) == (1 if run == "mlp-1" else 2) and right[0] > left[0]
     watched.assert_clean()
-    conv.assert_clean()
+
+
+def test_no_manifold_beyond_two_latent_dims(runs: dict[str, Path], open_page: Any) -> None:
+    watched = open_page(runs["conv"] / "explorer.html")  # z_dim 6: a PCA map
+    assert watched.page.locator("#manifold-option").is_hidden()
+    assert "principal components" in watched.page.text_content("#map-caption")
+    watched.assert_clean()
 
 
 def test_policy_blocks_outside_requests(runs: dict[str, Path], open_page: Any) -> None:

@@ -106,20 +106,20 @@
       // Scatter form: every input pixel adds its value times a kernel to each output map.
       for (let ci = 0; ci < cIn; ci++) {
         for (let iy = 0; iy < hIn; iy++) {
+          // Kernel rows that land inside the output (the rest fall in the cropped padding).
+          const y0 = iy * sh - ph;
+          const kyFrom = Math.max(0, -y0), kyTo = Math.min(kh, hOut - y0);
           for (let ix = 0; ix < wIn; ix++) {
             const v = x[(ci * hIn + iy) * wIn + ix];
             if (v === 0) continue;
+            const x0 = ix * sw - pw;
+            const kxFrom = Math.max(0, -x0), kxTo = Math.min(kw, wOut - x0);
             for (let co = 0; co < cOut; co++) {
               const wBase = (ci * cOut + co) * kernel;
-              const oBase = co * plane;
-              for (let ky = 0; ky < kh; ky++) {
-                const oy = iy * sh - ph + ky;
-                if (oy < 0 || oy >= hOut) continue;
-                for (let kx = 0; kx < kw; kx++) {
-                  const ox = ix * sw - pw + kx;
-                  if (ox < 0 || ox >= wOut) continue;
-                  out[oBase + oy * wOut + ox] += v * weight[wBase + ky * kw + kx];
-                }
+              const oBase = co * plane + y0 * wOut + x0;
+              for (let ky = kyFrom; ky < kyTo; ky++) {
+                const oRow = oBase + ky * wOut, wRow = wBase + ky * kw;
+                for (let kx = kxFrom; kx < kxTo; kx++) out[oRow + kx] += v * weight[wRow + kx];
               }
             }
           }
