@@ -27,6 +27,8 @@ COMMANDS = (
     "vaelab.cli.data_cmd",
     "vaelab.cli.models_cmd",
     "vaelab.cli.explore_cmd",
+    "vaelab.cli.study_cmd",
+    "vaelab.cli.report_cmd",
 )
 
 

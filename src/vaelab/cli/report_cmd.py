@@ -1,0 +1,40 @@
+"""`vaelab report STUDY_DIR`: measure a study's checkpoints and rewrite its report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "report", help="rewrite a study's report.html and report.md from its checkpoints",
+        description="Measure every model of STUDY_DIR from its saved checkpoints and write "
+        "report.html (self-contained), report.md, results.json and figures/. Trains nothing.")
+    parser.add_argument("study_dir", metavar="STUDY_DIR")
+    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"),
+                        help="device for the measurements (default cpu)")
+    parser.add_argument("--figures-to", metavar="DIR", default=None,
+                        help="also copy the figures into DIR as small PNGs (for a README)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vaelab.study.run import build_report
+
+    paths = build_report(args.study_dir, device=args.device,
+                         notify=lambda message: print(message, file=sys.stderr))
+    print(paths.html)
+    print(paths.markdown)
+    if args.figures_to:
+        from vaelab.study.analysis import FIGURES_DIR
+        from vaelab.study.export import export_figures
+
+        figures = sorted(p.name for p in (paths.html.parent / FIGURES_DIR).glob("*.png"))
+        sizes = export_figures(paths.html.parent / FIGURES_DIR, args.figures_to, figures)
+        print(f"{len(sizes)} figures ({sum(sizes.values()) / 1024:.0f} KB) -> {args.figures_to}",
+              file=sys.stderr)
+    return 0

@@ -1,0 +1,175 @@
+"""Measurements of a trained model's latent space: traversals, manifolds, digit maps, active units.
+
+Every function takes the model (anything with ``decode_probs``/``encode``) and, where labels
+are needed, a classifier (anything with ``predict(images) -> (labels, confidence)``), so the
+digit maps can be checked on constructed decoders and classifiers whose answers are known.
+Images come back as float numpy arrays (N, 28, 28) in [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+__all__ = [
+    "Decoder",
+    "Interval",
+    "Labeller",
+    "active_units",
+    "decode",
+    "digit_intervals",
+    "digit_map_1d",
+    "digit_map_2d",
+    "grid_points",
+    "interpolate",
+    "manifold",
+    "posterior_means",
+    "prior_class_histogram",
+    "quantile_values",
+]
+
+
+class Decoder(Protocol):
+    def decode_probs(self, z: torch.Tensor) -> torch.Tensor: ...
+
+
+class Labeller(Protocol):
+    def predict(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def _device(model: object) -> torch.device:
+    try:
+        return next(model.parameters()).device  # type: ignore[attr-defined,no-any-return]
+    except (AttributeError, StopIteration):
+        return torch.device("cpu")
+
+
+@torch.no_grad()
+def decode(model: Decoder, z: np.ndarray | torch.Tensor, batch_size: int = 2000) -> np.ndarray:
+    """Mean images sigmoid(decode(z)) of latent points (N, z_dim), as (N, 28, 28)."""
+    z = torch.as_tensor(np.asarray(z, dtype=np.float32))
+    device = _device(model)
+    out = [model.decode_probs(z[i:i + batch_size].to(device))[:, 0].float().cpu()
+           for i in range(0, len(z), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, 28, 28), np.float32)
+
+
+@torch.no_grad()
+def posterior_means(model: torch.nn.Module, images: np.ndarray,
+                    batch_size: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """E_q[z | x] and log Var_q[z | x] of uint8 images (N, 28, 28), each (N, z_dim)."""
+    device = _device(model)
+    mus, logvars = [], []
+    for i in range(0, len(images), batch_size):
+        x = torch.from_numpy(images[i:i + batch_size]).to(device).unsqueeze(1).float() / 255.0
+        mu, logvar = model.encode(x)  # type: ignore[operator]
+        mus.append(mu.float().cpu())
+        logvars.append(logvar.float().cpu())
+    return torch.cat(mus).numpy(), torch.cat(logvars).numpy()
+
+
+def active_units(means: np.ndarray, threshold: float = 0.01) -> tuple[int, np.ndarray]:
+    """Units whose posterior mean varies across the data (Burda, Grosse & Salakhutdinov 2015).
+
+    Unit u is active when A_u = Cov_x(E_q[z_u | x]) > threshold; returns the count and A.
+    """
+    variances = np.asarray(means, dtype=np.float64).var(axis=0)
+    return int((variances > threshold).sum()), variances
+
+
+@dataclass
+class Interval:
+    """A stretch of the z axis over which the classifier sees one digit."""
+
+    label: int  # the digit
+    start: float  # lower bound (midpoint to the previous sampled point, or the range start)
+    end: float  # upper bound
+    confidence: float  # mean classifier probability over the sampled points inside
+
+    @property
+    def width(self) -> float:
+        return self.end - self.start
+
+
+def digit_intervals(z: np.ndarray, labels: np.ndarray,
+                    confidence: np.ndarray | None = None) -> list[Interval]:
+    """Runs of equal labels along sorted points ``z``; bounds fall midway between points."""
+    z = np.asarray(z, dtype=np.float64)
+    labels = np.asarray(labels)
+    conf = np.ones(len(z)) if confidence is None else np.asarray(confidence, dtype=np.float64)
+    if len(z) == 0:
+        return []
+    change = np.flatnonzero(labels[1:] != labels[:-1]) + 1  # first index of each new run
+    starts = np.concatenate([[0], change])
+    ends = np.concatenate([change, [len(z)]])
+    intervals = []
+    for a, b in zip(starts, ends, strict=True):
+        lo = z[0] if a == 0 else (z[a - 1] + z[a]) / 2
+        hi = z[-1] if b == len(z) else (z[b - 1] + z[b]) / 2
+        intervals.append(Interval(int(labels[a]), float(lo), float(hi), float(conf[a:b].mean())))
+    return intervals
+
+
+def digit_map_1d(model: Decoder, classifier: Labeller, low: float, high: float,
+                 points: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Interval]]:
+    """Classify decodings of ``points`` evenly spaced z in [low, high] (a 1-D model).
+
+    Returns z, labels, confidences and the intervals of the digit map.
+    """
+    z = np.linspace(low, high, points)
+    images = decode(model, z[:, None])
+    labels, confidence = classifier.predict(torch.from_numpy(images))
+    return z, labels, confidence, digit_intervals(z, labels, confidence)
+
+
+def grid_points(x_values: np.ndarray, y_values: np.ndarray) -> np.ndarray:
+    """(len(y) * len(x), 2) points in reading order: the top row holds the largest y."""
+    xs, ys = np.meshgrid(np.asarray(x_values), np.asarray(y_values)[::-1])
+    return np.stack([xs.ravel(), ys.ravel()], axis=1)
+
+
+def quantile_values(low: float, high: float, n: int) -> np.ndarray:
+    """Standard-normal quantiles of n evenly spaced probabilities in [low, high]."""
+    probs = torch.linspace(low, high, n, dtype=torch.float64)
+    return torch.special.ndtri(probs).numpy()
+
+
+def manifold(model: Decoder, values: np.ndarray) -> np.ndarray:
+    """Decodings of the grid values x values (a 2-D model), (n * n, 28, 28), top row = high z2."""
+    return decode(model, grid_points(values, values))
+
+
+def digit_map_2d(model: Decoder, classifier: Labeller, values: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The classifier's digit and confidence at each grid point, each (n, n), top row = high z2."""
+    images = decode(model, grid_points(values, values))
+    labels, confidence = classifier.predict(torch.from_numpy(images))
+    n = len(values)
+    return labels.reshape(n, n), confidence.reshape(n, n)
+
+
+@torch.no_grad()
+def interpolate(model: torch.nn.Module, start: np.ndarray, end: np.ndarray,
+                steps: int) -> np.ndarray:
+    """Decodings along straight lines between the posterior means of uint8 image pairs.
+
+    ``start`` and ``end`` are (P, 28, 28); returns (P * steps, 28, 28), one pair per row.
+    """
+    mu_a, _ = posterior_means(model, start)
+    mu_b, _ = posterior_means(model, end)
+    t = np.linspace(0.0, 1.0, steps)[None, :, None]
+    path = mu_a[:, None, :] * (1 - t) + mu_b[:, None, :] * t  # (P, steps, z_dim)
+    return decode(model, path.reshape(-1, mu_a.shape[1]))  # type: ignore[arg-type]
+
+
+def prior_class_histogram(model: torch.nn.Module, classifier: Labeller, n: int, seed: int = 0,
+                          n_classes: int = 10) -> tuple[np.ndarray, float, np.ndarray]:
+    """Classify n decoded prior draws: class counts, mean confidence, and the first images."""
+    z = torch.randn(n, model.config.z_dim, generator=torch.Generator().manual_seed(seed))  # type: ignore[union-attr]
+    images = decode(model, z)  # type: ignore[arg-type]
+    labels, confidence = classifier.predict(torch.from_numpy(images))
+    counts = np.bincount(labels, minlength=n_classes)
+    return counts, float(confidence.mean()), images[:100]

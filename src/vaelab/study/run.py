@@ -1,0 +1,125 @@
+"""The study from end to end: classifier, sweep, measurements, report; and the report alone."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from vaelab.device import resolve_device
+from vaelab.errors import VaelabError
+from vaelab.fsutil import atomic_write_json, atomic_write_text
+from vaelab.study.analysis import FIGURES_DIR, analyze
+from vaelab.study.classifier import (
+    Classifier,
+    cached_classifier,
+    classifier_filename,
+    load_classifier,
+)
+from vaelab.study.config import STUDY_FILE, StudyConfig, load_study_config
+from vaelab.study.report import build_document, render_html, render_markdown
+from vaelab.study.sweep import SweepProgress, train_sweep
+
+__all__ = ["CLASSIFIER_FILE", "ReportPaths", "build_report", "default_classifier_dir",
+           "prepare_classifier", "run_study"]
+
+log = logging.getLogger(__name__)
+
+CLASSIFIER_FILE = "classifier.safetensors"  # the study's own copy of the classifier
+
+
+@dataclass
+class ReportPaths:
+    """The files ``build_report`` wrote."""
+
+    html: Path
+    markdown: Path
+    results: Path
+
+
+def default_classifier_dir(config: StudyConfig) -> Path:
+    """``--classifier-dir``, else ``<data root>/classifiers``."""
+    if config.classifier_dir:
+        return Path(config.classifier_dir)
+    from vaelab.data.datasets import default_data_root
+
+    return default_data_root(config.data_dir) / "classifiers"
+
+
+def prepare_classifier(config: StudyConfig, device: torch.device,
+                       notify: Callable[[str], None]) -> Classifier:
+    """The dataset's cached classifier (trained first if absent), copied into the study."""
+    def on_epoch(epoch: int, epochs: int, loss: float) -> None:
+        notify(f"classifier epoch {epoch}/{epochs}: cross-entropy {loss:.4f}")
+
+    cache = default_classifier_dir(config)
+    if not (cache / classifier_filename(config.dataset)).is_file():
+        notify(f"training the digit classifier on {config.dataset} (cached in {cache})")
+    classifier, path, trained = cached_classifier(config.dataset, cache, config.data_dir,
+                                                  device=device, on_epoch=on_epoch)
+    verb = "trained" if trained else "loaded"
+    notify(f"classifier {verb}: {100 * classifier.info.test_accuracy:.2f} % test accuracy "
+           f"({path})")
+    study_dir = Path(config.out)
+    for suffix in (".safetensors", ".json"):
+        shutil.copyfile(path.with_suffix(suffix), (study_dir / CLASSIFIER_FILE).with_suffix(suffix))
+    return classifier
+
+
+def _save_study_config(config: StudyConfig) -> None:
+    study_dir = Path(config.out)
+    try:
+        study_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VaelabError(f"cannot create study directory {study_dir}: {exc.strerror}; "
+                          "choose a writable --out") from None
+    path = study_dir / STUDY_FILE
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        for key in ("model", "dataset"):
+            if saved.get(key) != getattr(config, key):
+                raise VaelabError(f"{study_dir} holds a study of {key}={saved.get(key)!r}, not "
+                                  f"{getattr(config, key)!r}; choose another --out")
+    atomic_write_json(path, config.to_dict())
+
+
+def run_study(
+    config: StudyConfig,
+    progress: SweepProgress | None = None,
+    stop_requested: Callable[[], bool] | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> ReportPaths:
+    """Train what is not trained yet, then measure every model and write the report."""
+    say = notify or (lambda message: None)
+    _save_study_config(config)
+    device = resolve_device(config.device)
+    prepare_classifier(config, device, say)
+    train_sweep(config.run_configs(), progress, stop_requested)
+    return build_report(config.out, device=str(device), notify=say)
+
+
+def build_report(study_dir: str | Path, device: str = "cpu",
+                 notify: Callable[[str], None] | None = None) -> ReportPaths:
+    """Measure a finished study's checkpoints and write report.html, report.md, results.json.
+
+    Trains nothing: a missing run or classifier is an error that says to run `vaelab study`.
+    """
+    config = load_study_config(study_dir)
+    study_dir = Path(study_dir)
+    missing = [str(z) for z in config.z_dims
+               if not (config.run_dir(z) / "best.safetensors").is_file()]
+    if missing:
+        raise VaelabError(f"{study_dir} has no trained model for z_dim {', '.join(missing)}; "
+                          f"finish it with `vaelab study --out {study_dir}`")
+    classifier = load_classifier(study_dir / CLASSIFIER_FILE, resolve_device(device))
+    results = analyze(config, classifier, resolve_device(device), notify)
+    doc = build_document(results)
+    html_path, md_path = study_dir / "report.html", study_dir / "report.md"
+    atomic_write_text(html_path, render_html(doc, study_dir / FIGURES_DIR))
+    atomic_write_text(md_path, render_markdown(doc, FIGURES_DIR))
+    return ReportPaths(html_path, md_path, study_dir / "results.json")

@@ -1,0 +1,130 @@
+"""The z_dim sweep: ordinary run directories STUDY_DIR/z<d>, resumed or skipped as they stand.
+
+``train_sweep`` is the one place that trains. It finds which runs are finished, which were
+interrupted and which are new, and hands the unfinished ones to its ``trainer``: by default
+``fit_each``, a plain loop over ``vaelab.train.fit``. A trainer with the same signature that
+fits several configs at once and writes the same run directories
+(``trainer(configs, resume, progress, stop_requested) -> list[FitResult]``) replaces it with
+one argument.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vaelab.checkpoint import CONFIG, LAST, read_checkpoint
+from vaelab.config import TrainConfig
+from vaelab.errors import VaelabError
+
+__all__ = ["SweepProgress", "SweepRun", "Trainer", "fit_each", "run_status", "train_sweep"]
+
+log = logging.getLogger(__name__)
+
+_LAST_PICTURE = "loss_curves.png"  # fit writes it after the final epoch
+# Settings that must agree between a run directory and the sweep that wants to reuse it.
+_MUST_MATCH = ("model", "z_dim", "dataset", "batch_size", "lr", "seed")
+
+Trainer = Callable[..., Sequence[Any]]
+
+
+class SweepProgress:
+    """What the sweep reports: ``vaelab.train.Progress`` per epoch, plus one call per run."""
+
+    def epoch_start(self, epoch: int, epochs: int, steps: int, done: int) -> None:
+        """An epoch of the current run begins (as ``vaelab.train.Progress``)."""
+
+    def step(self, loss: float | None) -> None:
+        """One optimisation step was taken."""
+
+    def epoch_end(self, record: dict[str, Any]) -> None:
+        """An epoch ended with this metrics record."""
+
+    def run_skipped(self, config: TrainConfig) -> None:
+        """``config``'s run is already finished and will not be trained."""
+
+    def run_start(self, config: TrainConfig, index: int, total: int, status: str) -> None:
+        """Training of ``config`` (the index-th of total) begins; status is new or resumed."""
+
+    def run_end(self, config: TrainConfig, seconds: float) -> None:
+        """Training of ``config`` finished after ``seconds``."""
+
+
+@dataclass
+class SweepRun:
+    """One z_dim of the sweep after training."""
+
+    z_dim: int
+    run_dir: Path
+    status: str  # as found before training: "finished" (not touched), "resumed" or "new"
+
+
+def run_status(config: TrainConfig) -> str:
+    """"new", "resumed" (a checkpoint short of config.epochs) or "finished"."""
+    run_dir = Path(config.out)
+    if not (run_dir / LAST).is_file():
+        return "new"
+    _check_compatible(config, run_dir)
+    state = read_checkpoint(run_dir / LAST).state
+    trained = state is not None and state.epoch >= config.epochs
+    # A run stopped after its last epoch but before its pictures is resumed to write them.
+    return "finished" if trained and (run_dir / _LAST_PICTURE).is_file() else "resumed"
+
+
+def _check_compatible(config: TrainConfig, run_dir: Path) -> None:
+    try:
+        saved = json.loads((run_dir / CONFIG).read_text())
+    except (OSError, ValueError):
+        raise VaelabError(f"{run_dir} holds a checkpoint but no readable {CONFIG}; move it "
+                          "away or choose another --out") from None
+    wanted = config.to_dict()
+    differ = [k for k in _MUST_MATCH if saved.get(k) != wanted[k]]
+    if differ:
+        detail = ", ".join(f"{k}={saved.get(k)!r} (now {wanted[k]!r})" for k in differ)
+        raise VaelabError(f"{run_dir} was trained with other settings: {detail}; "
+                          "use another --out or the same settings")
+
+
+def fit_each(
+    configs: Sequence[TrainConfig],
+    resume: Sequence[bool],
+    progress: Any = None,
+    stop_requested: Callable[[], bool] | None = None,
+) -> list[Any]:
+    """Train each config in turn with ``vaelab.train.fit``; returns their FitResults."""
+    from vaelab.train import fit
+
+    results = []
+    for index, (config, again) in enumerate(zip(configs, resume, strict=True)):
+        if isinstance(progress, SweepProgress):
+            progress.run_start(config, index, len(configs), "resumed" if again else "new")
+        started = time.perf_counter()
+        results.append(fit(config, resume=again, progress=progress,
+                           stop_requested=stop_requested))
+        if isinstance(progress, SweepProgress):
+            progress.run_end(config, time.perf_counter() - started)
+    return results
+
+
+def train_sweep(
+    configs: Sequence[TrainConfig],
+    progress: SweepProgress | None = None,
+    stop_requested: Callable[[], bool] | None = None,
+    trainer: Trainer = fit_each,
+) -> list[SweepRun]:
+    """Bring every run of the sweep to its epoch count; finished runs are not touched."""
+    statuses = [run_status(c) for c in configs]
+    for config, status in zip(configs, statuses, strict=True):
+        log.info("z_dim=%d: %s (%s)", config.z_dim, status, config.out)
+        if status == "finished" and progress:
+            progress.run_skipped(config)
+    pending = [(c, s) for c, s in zip(configs, statuses, strict=True) if s != "finished"]
+    if pending:
+        trainer([c for c, _ in pending], [s == "resumed" for _, s in pending], progress,
+                stop_requested)
+    return [SweepRun(c.z_dim, Path(c.out), s) for c, s in zip(configs, statuses, strict=True)]

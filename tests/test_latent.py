@@ -1,0 +1,148 @@
+"""Latent-space measurements on constructed cases whose answers are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from vaelab.study import latent
+from vaelab.study.elbow import elbow
+
+
+class LineDecoder(nn.Module):
+    """Decodes z to an image whose every pixel holds (z1 + 10) / 20 (and z2 in row 0 if 2-D)."""
+
+    def decode_probs(self, z: torch.Tensor) -> torch.Tensor:
+        images = ((z[:, :1] + 10) / 20).view(-1, 1, 1, 1).expand(-1, 1, 28, 28).clone()
+        if z.shape[1] > 1:
+            images[:, 0, 0, :] = ((z[:, 1:2] + 10) / 20)
+        return images
+
+
+class ThresholdClassifier:
+    """Reads z back from the image and labels it by known cut points."""
+
+    def __init__(self, cuts: list[float], digits: list[int]) -> None:
+        self.cuts, self.digits = cuts, digits
+
+    def predict(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        z = images[:, 5, 5].numpy() * 20 - 10
+        labels = np.array(self.digits)[np.searchsorted(self.cuts, z, side="right")]
+        return labels, np.full(len(z), 0.9)
+
+
+class QuadrantClassifier:
+    """Digit 1 where z1 > 0, else 7; plus 2 where z2 > 0 (read from row 0)."""
+
+    def predict(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        z1 = images[:, 5, 5].numpy() * 20 - 10
+        z2 = images[:, 0, 5].numpy() * 20 - 10
+        labels = np.where(z1 > 0, 1, 7) + np.where(z2 > 0, 2, 0)
+        return labels, np.ones(len(z1))
+
+
+def test_digit_intervals_bounds_fall_midway() -> None:
+    z = np.linspace(-3, 3, 7)  # -3 -2 -1 0 1 2 3
+    intervals = latent.digit_intervals(z, np.array([1, 1, 7, 7, 7, 4, 4]))
+    assert [(i.label, i.start, i.end) for i in intervals] == [
+        (1, -3.0, -1.5), (7, -1.5, 1.5), (4, 1.5, 3.0)]
+
+
+def test_digit_map_1d_recovers_known_cut_points() -> None:
+    classifier = ThresholdClassifier(cuts=[-1.0, 0.5], digits=[3, 8, 2])
+    z, labels, confidence, intervals = latent.digit_map_1d(LineDecoder(), classifier, -3, 3, 601)
+    assert len(z) == len(labels) == len(confidence) == 601
+    assert [i.label for i in intervals] == [3, 8, 2]
+    step = 6 / 600
+    assert intervals[0].start == -3.0 and intervals[-1].end == 3.0
+    assert abs(intervals[0].end - (-1.0)) <= step
+    assert abs(intervals[1].end - 0.5) <= step
+    assert intervals[0].end == intervals[1].start
+    assert all(abs(i.confidence - 0.9) < 1e-9 for i in intervals)
+
+
+def test_digit_map_2d_orientation_top_row_is_high_z2() -> None:
+    values = np.linspace(-1, 1, 4)
+    labels, confidence = latent.digit_map_2d(LineDecoder(), QuadrantClassifier(), values)
+    assert labels.shape == confidence.shape == (4, 4)
+    # top-left: z1 < 0, z2 > 0 -> 7 + 2; bottom-right: z1 > 0, z2 < 0 -> 1
+    assert labels[0, 0] == 9 and labels[0, -1] == 3
+    assert labels[-1, 0] == 7 and labels[-1, -1] == 1
+
+
+def test_grid_points_reading_order() -> None:
+    points = latent.grid_points(np.array([0.0, 1.0]), np.array([10.0, 20.0]))
+    assert points.tolist() == [[0, 20], [1, 20], [0, 10], [1, 10]]
+
+
+def test_quantile_values_are_normal_quantiles() -> None:
+    values = latent.quantile_values(0.05, 0.95, 3)
+    assert values == pytest.approx([-1.6448536, 0.0, 1.6448536], abs=1e-6)
+
+
+def test_active_units_on_constructed_posterior_means() -> None:
+    rng = np.random.default_rng(0)
+    spreads = np.array([2.0, 0.7, 0.2, 0.05, 0.0])  # variances 4, 0.49, 0.04, 0.0025, 0
+    means = rng.standard_normal((20_000, 5)) * spreads + np.array([1.0, -2.0, 0.0, 3.0, 0.5])
+    count, variances = latent.active_units(means, threshold=0.01)
+    assert count == 3
+    assert variances == pytest.approx(spreads**2, rel=0.05, abs=1e-4)
+    assert latent.active_units(means, threshold=1.0)[0] == 1
+
+
+class HalfDeadEncoder(nn.Module):
+    """mu uses the image for units 0 and 1; units 2 and 3 ignore it (posterior collapse)."""
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = x.flatten(1).mean(1, keepdim=True)
+        first = x.flatten(1)[:, :1]
+        mu = torch.cat([mean * 10, first * 5, torch.zeros_like(mean), torch.full_like(mean, 2)], 1)
+        return mu, torch.zeros_like(mu)
+
+
+def test_active_units_counts_units_that_encode_the_data() -> None:
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, size=(500, 28, 28), dtype=np.uint8)
+    images[:250] //= 4  # two brightness groups: unit 0 varies strongly
+    mu, logvar = latent.posterior_means(HalfDeadEncoder(), images, batch_size=64)
+    assert mu.shape == logvar.shape == (500, 4)
+    count, variances = latent.active_units(mu)
+    assert count == 2
+    assert variances[2] == 0 and variances[3] == 0
+
+
+class LinearVAE(nn.Module):
+    """encode: mu = mean pixel in each of two halves; decode: constant image of z1."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        flat = x.flatten(1)
+        mu = torch.stack([flat[:, :392].mean(1), flat[:, 392:].mean(1)], 1) * self.scale
+        return mu, torch.zeros_like(mu)
+
+    def decode_probs(self, z: torch.Tensor) -> torch.Tensor:
+        return z[:, :1].view(-1, 1, 1, 1).expand(-1, 1, 28, 28)
+
+
+def test_interpolation_runs_straight_between_posterior_means() -> None:
+    start = np.zeros((2, 28, 28), np.uint8)
+    end = np.full((2, 28, 28), 255, np.uint8)
+    rows = latent.interpolate(LinearVAE(), start, end, steps=5)
+    assert rows.shape == (10, 28, 28)
+    assert rows[:5, 0, 0] == pytest.approx([0, 0.25, 0.5, 0.75, 1.0])
+
+
+def test_elbow_rule() -> None:
+    z_dims = [1, 2, 5, 10, 20]
+    assert elbow(z_dims, [140, 125, 95, 80, 77]) == 10  # 3 of a 63-nat range is left after 10
+    assert elbow(z_dims, [140, 125, 95, 90, 77]) == 20  # 13 of 63 left after 10: keep going
+    assert elbow(z_dims, [140, 100, 99, 98.5, 98]) == 2
+    assert elbow(list(reversed(z_dims)), [77, 80, 95, 125, 140]) == 10  # order does not matter
+    assert elbow([3], [1.0]) == 3
+    with pytest.raises(ValueError):
+        elbow([1, 2], [1.0])
