@@ -1,0 +1,346 @@
+"""Seconds per training epoch: vaelab's loop against the pytorch/examples VAE data path.
+
+Both loops train the same network (784-400-20-400-784, ReLU, Adam 1e-3) on the same images,
+in this one process, interleaved (reference epoch, vaelab epoch, reference epoch, ...), and
+the table reports medians, so a machine shared with other work slows both alike.
+
+* reference: pytorch/examples ``vae/main.py`` — a ``torch.utils.data.DataLoader`` (shuffle,
+  ``num_workers=0``) over a Dataset returning one float tensor per image, the images moved
+  to the device per batch, sigmoid + ``binary_cross_entropy(reduction="sum")``, default Adam,
+  ``loss.item()`` every step. (torchvision's MNIST goes through PIL and ``ToTensor`` per
+  image, which is slower still, so the ratio here is, if anything, conservative.)
+* vaelab: ``vaelab.train.train_epoch`` with a ``TrainStep`` (images resident as uint8,
+  batches gathered by index into preallocated buffers, BCE-with-logits, fused Adam; on CUDA
+  one CUDA graph per step), fp32 and bf16, and ``torch.compile`` with ``--compile``.
+
+GFLOP/s counts the matrix products of forward + backward per image:
+  forward   2 * (784*400 + 400*40 + 20*400 + 400*784)              = 1,302,400
+  backward  2 * (784*400 + 400*40 + 20*400 + 400*784)  (weight grads)
+          + 2 * (400*40 + 20*400 + 400*784)   (input grads; none for the pixels)
+  total 3,280,000 FLOP per image, 196.8 GFLOP per epoch of 60,000 images. (The common
+  "3 x forward" estimate, 234 GFLOP, also counts the unneeded gradient of the pixels.)
+
+Usage:
+  python benchmarks/bench_train.py                       # timing, CPU (+ CUDA if present)
+  python benchmarks/bench_train.py --quality             # + test loss after 10 epochs each
+  python benchmarks/bench_train.py --compile --precision fp32 bf16
+Data: full MNIST from --data-dir or $VAELAB_DATA (else the shipped mnist-sample).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from vaelab.cli.output import format_table
+from vaelab.config import TrainConfig
+from vaelab.data import load_splits
+from vaelab.fast_step import TrainStep
+from vaelab.models import create_model
+from vaelab.train import _accumulator, evaluate, make_optimizer, train_epoch
+
+LAYERS = [(784, 400), (400, 40), (20, 400), (400, 784)]  # (in, out) of each matrix product
+FLOP_PER_IMAGE = 2 * sum(i * o for i, o in LAYERS) * 2 + 2 * sum(i * o for i, o in LAYERS[1:])
+
+
+# -- the reference: pytorch/examples vae/main.py, data path and all --------------------------
+class ReferenceVAE(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(784, 400)
+        self.fc21 = nn.Linear(400, 20)
+        self.fc22 = nn.Linear(400, 20)
+        self.fc3 = nn.Linear(20, 400)
+        self.fc4 = nn.Linear(400, 784)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h1 = F.relu(self.fc1(x))
+        return self.fc21(h1), self.fc22(h1)
+
+    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        std = torch.exp(0.5 * logvar)
+        return mu + torch.randn_like(std) * std
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.fc4(F.relu(self.fc3(z))))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mu, logvar = self.encode(x.view(-1, 784))
+        return self.decode(self.reparameterize(mu, logvar)), mu, logvar
+
+
+def reference_loss(recon: torch.Tensor, x: torch.Tensor, mu: torch.Tensor,
+                   logvar: torch.Tensor) -> torch.Tensor:
+    bce = F.binary_cross_entropy(recon, x.view(-1, 784), reduction="sum")
+    return bce - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+
+
+class PerImageDataset(Dataset[tuple[torch.Tensor, int]]):
+    """One float tensor (1, 28, 28) in [0, 1] per __getitem__, like ToTensor on an MNIST image."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.images[i].to(torch.float32).div(255).unsqueeze(0), int(self.labels[i])
+
+
+@dataclass
+class Loop:
+    """One training loop under test: ``epoch()`` trains one pass, ``test_loss()`` scores it."""
+
+    name: str
+    epoch: Callable[[], None]
+    test_loss: Callable[[], float]
+
+
+def reference_loop(images: torch.Tensor, labels: torch.Tensor, test: torch.Tensor,
+                   batch: int, device: torch.device, seed: int) -> Loop:
+    torch.manual_seed(seed)
+    model = ReferenceVAE().to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = DataLoader(PerImageDataset(images, labels), batch_size=batch, shuffle=True)
+
+    def epoch() -> None:
+        model.train()
+        train_loss = 0.0
+        for data, _ in loader:
+            data = data.to(device)
+            optimizer.zero_grad()
+            recon, mu, logvar = model(data)
+            loss = reference_loss(recon, data, mu, logvar)
+            loss.backward()
+            train_loss += loss.item()
+            optimizer.step()
+
+    @torch.no_grad()
+    def test_loss() -> float:
+        model.eval()
+        total = 0.0
+        for start in range(0, len(test), 1000):
+            x = test[start:start + 1000].to(device).float().div(255).unsqueeze(1)
+            recon, mu, logvar = model(x)
+            total += reference_loss(recon, x, mu, logvar).item()
+        return total / len(test)
+
+    return Loop("reference (DataLoader)", epoch, test_loss)
+
+
+def vaelab_loop(images: torch.Tensor, labels: torch.Tensor, test: torch.Tensor, batch: int,
+                device: torch.device, seed: int, precision: str, compile: bool,
+                graphs: bool | None = None) -> Loop:
+    config = TrainConfig(model="mlp", z_dim=20, batch_size=batch, lr=1e-3, seed=seed,
+                         precision=precision, compile=compile, device=device.type)
+    torch.manual_seed(seed)
+    model = create_model(config.model_config()).to(device)
+    optimizer = make_optimizer(model, config, device)
+    train_images, train_labels = images.to(device), labels.to(device)
+    step = TrainStep(model, optimizer, config, train_images, train_labels, graphs=graphs)
+    test_images = test.to(device)
+    count = [0]
+
+    def epoch() -> None:
+        train_epoch(model, optimizer, train_images, train_labels, config, count[0],
+                    running=_accumulator(device), train_step=step)
+        count[0] += 1
+
+    def test_loss() -> float:
+        return evaluate(model, test_images)["neg_elbo"]
+
+    label = "vaelab " + precision + (" compile" if compile else "")
+    if device.type == "cuda":
+        label += " graph" if step.use_graphs else " eager"
+    return Loop(label, epoch, test_loss)
+
+
+def timed(loop: Loop, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    loop.epoch()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_of_one_epoch(kind: str, args: argparse.Namespace, batch: int) -> float:
+    """Peak RSS of a fresh process that loads the data and trains one epoch of ``kind``."""
+    argv = [sys.executable, __file__, "--rss-of", kind, "--batch-sizes", str(batch),
+            "--dataset", args.dataset, "--max-images", str(args.max_images)]
+    if args.data_dir:
+        argv += ["--data-dir", args.data_dir]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    return float(json.loads(out.strip().splitlines()[-1])["peak_rss_mb"])
+
+
+def load_data(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    splits = load_splits(args.dataset, args.data_dir, 0)
+    images, labels = splits.split("train")
+    test, _ = splits.split("test")
+    n = min(len(images), args.max_images) if args.max_images else len(images)
+    return (torch.from_numpy(images[:n].copy()), torch.from_numpy(labels[:n].copy()).long(),
+            torch.from_numpy(test.copy()))
+
+
+def make_loops(args: argparse.Namespace, data: tuple[torch.Tensor, ...], batch: int,
+               device: torch.device) -> list[Loop]:
+    images, labels, test = data
+    loops = [reference_loop(images, labels, test, batch, device, args.seed)]
+    for precision in args.precision:
+        loops.append(vaelab_loop(images, labels, test, batch, device, args.seed, precision,
+                                 compile=False))
+        if args.compile:
+            loops.append(vaelab_loop(images, labels, test, batch, device, args.seed, precision,
+                                     compile=True))
+    if device.type == "cuda":
+        loops.append(vaelab_loop(images, labels, test, batch, device, args.seed, "fp32",
+                                 compile=False, graphs=False))
+    return loops
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", default=os.environ.get("VAELAB_DATA"))
+    parser.add_argument("--dataset", default=None,
+                        help="default: mnist if found, else mnist-sample")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 32])
+    parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"])
+    parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"],
+                        choices=["fp32", "bf16"])
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile'd steps")
+    parser.add_argument("--repeats", type=int, default=3, help="timed epochs per loop (median)")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--max-images", type=int, default=0, help="use only the first N (0: all)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--quality", action="store_true",
+                        help="train each loop --quality-epochs epochs and report its test loss")
+    parser.add_argument("--quality-epochs", type=int, default=10)
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS child runs")
+    parser.add_argument("--rss-of", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.dataset is None:
+        has_full = args.data_dir and (Path(args.data_dir) / "mnist").is_dir()
+        args.dataset = "mnist" if has_full else "mnist-sample"
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = load_data(args)
+    n = len(data[0])
+
+    if args.rss_of:  # child mode: one epoch of one loop, then report this process's peak RSS
+        device, batch = torch.device("cpu"), args.batch_sizes[0]
+        loops = {loop.name: loop for loop in make_loops(args, data, batch, device)}
+        loops[args.rss_of].epoch()
+        print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
+        return 0
+
+    print(f"data: {args.dataset}, {n} training images; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; {os.cpu_count()} CPUs")
+    print(f"matrix-product FLOP per image {FLOP_PER_IMAGE:,}; per epoch "
+          f"{FLOP_PER_IMAGE * n / 1e9:.1f} GFLOP")
+    rows: list[list[Any]] = []
+    quality: list[list[Any]] = []
+    for device_name in args.devices:
+        if device_name == "cuda" and not torch.cuda.is_available():
+            print("cuda: no GPU visible, skipped")
+            continue
+        device = torch.device(device_name)
+        for batch in args.batch_sizes:
+            loops = make_loops(args, data, batch, device)
+            for loop in loops:  # warm-up epoch (allocator, oneDNN/cuBLAS, graph capture)
+                loop.epoch()
+            times: dict[str, list[float]] = {loop.name: [] for loop in loops}
+            for _ in range(args.repeats):
+                for loop in loops:
+                    times[loop.name].append(timed(loop, device))
+            ref = statistics.median(times[loops[0].name])
+            for loop in loops:
+                t = statistics.median(times[loop.name])
+                rss = (rss_of_one_epoch(loop.name, args, batch)
+                       if device.type == "cpu" and not args.no_rss else float("nan"))
+                rows.append([device_name, batch, loop.name, round(t, 3),
+                             round(min(times[loop.name]), 3), round(ref / t, 2),
+                             round(n / t), round(FLOP_PER_IMAGE * n / t / 1e9, 1),
+                             round(rss) if rss == rss else "-"])
+            print(format_table(rows[-len(loops):], _HEADERS), flush=True)
+            if args.quality and batch == 128:
+                quality += quality_rows(args, data, batch, device)
+    print("\n" + format_table(rows, _HEADERS))
+    if quality:
+        print(f"\ntest loss (negative ELBO, nats per image, one posterior sample) after "
+              f"{args.quality_epochs} epochs, batch 128:")
+        print(format_table(quality, ["device", "loop", "test loss", "minus reference",
+                                     "seconds/epoch"]))
+    if "cpu" in args.devices and not args.no_rss and args.dataset == "mnist":
+        rss, seconds, code = train_cli_rss(args)
+        print(f"\n`vaelab train --dataset mnist --epochs 1 --device cpu` (fresh process): "
+              f"peak RSS {rss:.0f} MB, {seconds:.1f} s, exit code {code}")
+    return 0
+
+
+_HEADERS = ["device", "batch", "loop", "s/epoch (median)", "min", "speed-up", "images/s",
+            "GFLOP/s", "peak RSS MB"]
+
+
+def quality_rows(args: argparse.Namespace, data: tuple[torch.Tensor, ...], batch: int,
+                 device: torch.device) -> list[list[Any]]:
+    rows: list[list[Any]] = []
+    ref_loss = None
+    for loop in make_loops(args, data, batch, device):
+        started = time.perf_counter()
+        for _ in range(args.quality_epochs):
+            loop.epoch()
+        per_epoch = (time.perf_counter() - started) / args.quality_epochs
+        loss = loop.test_loss()
+        ref_loss = loss if ref_loss is None else ref_loss
+        rows.append([device.type, loop.name, round(loss, 2), round(loss - ref_loss, 2),
+                     round(per_epoch, 2)])
+        print(f"  {loop.name}: test loss {loss:.2f} after {args.quality_epochs} epochs", flush=True)
+    return rows
+
+
+def train_cli_rss(args: argparse.Namespace) -> tuple[float, float, int]:
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = [sys.executable, "-c", _RSS_CHILD, "--dataset", "mnist", "--epochs", "1",
+                "--device", "cpu", "--out", str(Path(tmp) / "run")]
+        if args.data_dir:
+            argv += ["--data-dir", args.data_dir]
+        out = subprocess.run(argv, capture_output=True, text=True)
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        return result["peak_rss_mb"], result["seconds"], result["code"]
+
+
+# Runs `vaelab train` in a fresh interpreter and reports that interpreter's own peak RSS.
+_RSS_CHILD = """
+import json, resource, sys, time
+from vaelab.cli.main import main
+started = time.perf_counter()
+code = main(["train", *sys.argv[1:]])
+print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "seconds": time.perf_counter() - started, "code": code}))
+"""
+
+if __name__ == "__main__":
+    sys.exit(main())
