@@ -1,0 +1,130 @@
+"""Seconds per epoch of a z_dim sweep: ``fit_many`` (stacked) against ``fit`` called per config.
+
+Both train the same configs (default: the study's sweep — the ``seed`` network, z_dim 1, 2, 5,
+10, 20, batch 32, Adam 1e-3, one seed) in this one process, on the same data, writing ordinary
+run directories (checkpoints every epoch, validation every epoch; no pictures) into a temp
+folder. The sequential reference is what ``vaelab study`` does without batching: one ``fit``
+call per z_dim. The table gives wall-clock seconds per epoch for all models together (data
+loading included, so short runs overstate it slightly), the ratio, and the agreement of the
+final validation losses (the stacked models follow the same updates as the separate ones).
+From the stacked figure it extrapolates the whole default study (100 epochs) on this device.
+
+The order alternates (stacked first, then sequential, or ``--order sequential-first``); on a
+machine shared with other work both are slowed, so the load average is printed with the table.
+
+Usage:
+  python benchmarks/bench_sweep.py                           # mnist-sample, 2 epochs, CPU
+  python benchmarks/bench_sweep.py --dataset mnist --epochs 2
+  python benchmarks/bench_sweep.py --device cuda --epochs 3  # CUDA: the step is a CUDA graph
+  python benchmarks/bench_sweep.py --skip-sequential --epochs 5
+Data: --dataset mnist reads full MNIST from --data-dir or $VAELAB_DATA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vaelab.batched import fit_many
+from vaelab.cli.output import format_table
+from vaelab.config import TrainConfig
+from vaelab.device import resolve_device
+from vaelab.train import FitResult, fit
+
+STUDY_EPOCHS = 100  # the default study's epoch count, for the extrapolation
+
+
+def _configs(args: argparse.Namespace, root: Path) -> list[TrainConfig]:
+    return [TrainConfig(model=args.model, z_dim=z, dataset=args.dataset, data_dir=args.data_dir,
+                        epochs=args.epochs, batch_size=args.batch_size, lr=1e-3, seed=args.seed,
+                        device=args.device, out=str(root / f"z{z}"))
+            for z in args.z_dims]
+
+
+def _timed(run: Any) -> tuple[float, list[FitResult]]:
+    started = time.perf_counter()
+    results = run()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - started, results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="mnist-sample", help="mnist-sample or mnist")
+    parser.add_argument("--data-dir", default=os.environ.get("VAELAB_DATA"))
+    parser.add_argument("--model", default="seed")
+    parser.add_argument("--z-dims", type=lambda s: [int(v) for v in s.split(",")],
+                        default=[1, 2, 5, 10, 20])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--order", default="stacked-first",
+                        choices=("stacked-first", "sequential-first"))
+    parser.add_argument("--skip-sequential", action="store_true",
+                        help="time only the stacked sweep")
+    parser.add_argument("--no-cuda-graph", action="store_true", help="run the CUDA step eagerly")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (
+        f"CPU, {torch.get_num_threads()} threads")
+    print(f"device: {name}; torch {torch.__version__}; CUDA available: "
+          f"{torch.cuda.is_available()}", file=sys.stderr)
+    load_before = os.getloadavg()[0]
+
+    with tempfile.TemporaryDirectory(prefix="bench_sweep_") as tmp:
+        root = Path(tmp)
+
+        def stacked() -> list[FitResult]:
+            return fit_many(_configs(args, root / "stacked"), pictures=False,
+                            cuda_graph=not args.no_cuda_graph)
+
+        def sequential() -> list[FitResult]:
+            return [fit(c, pictures=False) for c in _configs(args, root / "sequential")]
+
+        plan = [("stacked (fit_many)", stacked)]
+        if not args.skip_sequential:
+            plan.append(("sequential (fit per z_dim)", sequential))
+            if args.order == "sequential-first":
+                plan.reverse()
+        timings: dict[str, tuple[float, list[FitResult]]] = {}
+        for label, run in plan:
+            print(f"running {label} ...", file=sys.stderr)
+            timings[label] = _timed(run)
+
+    n_models, epochs = len(args.z_dims), args.epochs
+    rows = []
+    for label, (seconds, _) in timings.items():
+        rows.append([label, n_models, epochs, seconds, seconds / epochs])
+    print(f"\nz_dim sweep {args.z_dims}, model {args.model}, batch {args.batch_size}, "
+          f"{args.dataset}, {epochs} epochs, device {name}")
+    print(format_table(rows, ["path", "models", "epochs", "seconds", "s / epoch (all models)"]))
+    stacked_s = timings["stacked (fit_many)"][0] / epochs
+    if "sequential (fit per z_dim)" in timings:
+        sequential_s = timings["sequential (fit per z_dim)"][0] / epochs
+        print(f"\nspeed-up of the stacked sweep: {sequential_s / stacked_s:.2f}x")
+        pairs = zip(timings["stacked (fit_many)"][1], timings["sequential (fit per z_dim)"][1],
+                    strict=True)
+        worst = max(abs(a.history[-1]["val_loss"] - b.history[-1]["val_loss"]) for a, b in pairs)
+        print(f"largest difference in final validation loss, stacked vs sequential: "
+              f"{worst:.2e} nats")
+    print(f"extrapolated default study ({STUDY_EPOCHS} epochs, {args.dataset}): "
+          f"{stacked_s * STUDY_EPOCHS:.0f} s = {stacked_s * STUDY_EPOCHS / 60:.1f} min stacked")
+    print(f"load average (1 min) before/after: {load_before:.1f} / {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} CPUs")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
