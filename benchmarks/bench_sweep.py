@@ -5,7 +5,8 @@ Both train the same configs (default: the study's sweep — the ``seed`` network
 run directories (checkpoints every epoch, validation every epoch; no pictures) into a temp
 folder. The sequential reference is what ``vaelab study`` does without batching: one ``fit``
 call per z_dim. The table gives wall-clock seconds per epoch for all models together (data
-loading included, so short runs overstate it slightly), the ratio, and the agreement of the
+loading included, so short runs overstate it slightly) and the CPU seconds this process used
+per epoch (less sensitive to other work on a shared machine), the ratio, and the agreement of the
 final validation losses (the stacked models follow the same updates as the separate ones).
 From the stacked figure it extrapolates the whole default study (100 epochs) on this device.
 
@@ -48,12 +49,13 @@ def _configs(args: argparse.Namespace, root: Path) -> list[TrainConfig]:
             for z in args.z_dims]
 
 
-def _timed(run: Any) -> tuple[float, list[FitResult]]:
-    started = time.perf_counter()
+def _timed(run: Any) -> tuple[float, float, list[FitResult]]:
+    """Wall-clock seconds, this process's CPU seconds, and the results."""
+    started, cpu = time.perf_counter(), time.process_time()
     results = run()
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-    return time.perf_counter() - started, results
+    return time.perf_counter() - started, time.process_time() - cpu, results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,23 +100,24 @@ def main(argv: list[str] | None = None) -> int:
             plan.append(("sequential (fit per z_dim)", sequential))
             if args.order == "sequential-first":
                 plan.reverse()
-        timings: dict[str, tuple[float, list[FitResult]]] = {}
+        timings: dict[str, tuple[float, float, list[FitResult]]] = {}
         for label, run in plan:
             print(f"running {label} ...", file=sys.stderr)
             timings[label] = _timed(run)
 
     n_models, epochs = len(args.z_dims), args.epochs
     rows = []
-    for label, (seconds, _) in timings.items():
-        rows.append([label, n_models, epochs, seconds, seconds / epochs])
+    for label, (seconds, cpu, _) in timings.items():
+        rows.append([label, n_models, epochs, seconds, seconds / epochs, cpu / epochs])
     print(f"\nz_dim sweep {args.z_dims}, model {args.model}, batch {args.batch_size}, "
           f"{args.dataset}, {epochs} epochs, device {name}")
-    print(format_table(rows, ["path", "models", "epochs", "seconds", "s / epoch (all models)"]))
+    print(format_table(rows, ["path", "models", "epochs", "seconds", "s / epoch (all models)",
+                              "CPU s / epoch"]))
     stacked_s = timings["stacked (fit_many)"][0] / epochs
     if "sequential (fit per z_dim)" in timings:
         sequential_s = timings["sequential (fit per z_dim)"][0] / epochs
         print(f"\nspeed-up of the stacked sweep: {sequential_s / stacked_s:.2f}x")
-        pairs = zip(timings["stacked (fit_many)"][1], timings["sequential (fit per z_dim)"][1],
+        pairs = zip(timings["stacked (fit_many)"][2], timings["sequential (fit per z_dim)"][2],
                     strict=True)
         worst = max(abs(a.history[-1]["val_loss"] - b.history[-1]["val_loss"]) for a, b in pairs)
         print(f"largest difference in final validation loss, stacked vs sequential: "
