@@ -236,7 +236,8 @@ def _check_header(path: Path, raw: bytes) -> dict[str, str]:
         raise bad("metadata is not a map of strings")
     data_bytes = len(raw) - 8 - size
     for name, entry in header.items():
-        if not isinstance(entry, dict) or entry.get("dtype") not in _ITEM_BYTES:
+        dtype = entry.get("dtype") if isinstance(entry, dict) else None
+        if not isinstance(dtype, str) or dtype not in _ITEM_BYTES:
             raise bad(f"tensor {name!r} has no supported dtype")
         shape, offsets = entry.get("shape"), entry.get("data_offsets")
         if not (isinstance(shape, list) and len(shape) <= 8

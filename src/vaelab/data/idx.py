@@ -23,28 +23,63 @@ _UBYTE = 0x08
 # A generous ceiling on items (MNIST has 70,000); anything larger is a forged header.
 MAX_ITEMS = 10_000_000
 _MAX_FILE_BYTES = 1 << 31
+_HEAD_BYTES = 20  # magic + up to four dimensions
+
+
+def _claimed_size(head: bytes, path: Path) -> int:
+    """Bytes the IDX header at the start of ``head`` announces; forged headers fail here."""
+    rank = head[3] if len(head) >= 4 else 0
+    if head[:3] != b"\x00\x00\x08" or not 1 <= rank <= 4 or len(head) < 4 + 4 * rank:
+        raise VaelabError(f"{path} does not hold unsigned-byte IDX data (it starts with "
+                          f"0x{head[:4].hex()}); delete it and download it again")
+    dims = struct.unpack(f">{rank}I", head[4:4 + 4 * rank])
+    if dims[0] > MAX_ITEMS or any(d > 4096 for d in dims[1:]):
+        raise VaelabError(f"{path} claims implausible dimensions {dims}; the header is corrupt")
+    return 4 + 4 * rank + int(np.prod(dims, dtype=np.int64))
+
+
+def _gunzip(raw: bytes, path: Path) -> bytes:
+    """Inflate ``raw`` without trusting it: the IDX header is read first and at most the size
+    it announces is inflated, itself capped (2 GiB, and 200 times the compressed size, far
+    above what real images reach); a gzip bomb or a header claiming 2**31 images stops early.
+    """
+    decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    head = decomp.decompress(raw, _HEAD_BYTES)
+    while len(head) < _HEAD_BYTES and not decomp.eof:
+        chunk = decomp.decompress(decomp.unconsumed_tail, _HEAD_BYTES - len(head))
+        if not chunk:
+            break
+        head += chunk
+    parts, total = [head], len(head)
+    if not decomp.eof:
+        limit = min(_claimed_size(head, path), _MAX_FILE_BYTES, max(64 << 20, 200 * len(raw)))
+        while not decomp.eof and total <= limit:
+            chunk = decomp.decompress(decomp.unconsumed_tail, limit + 1 - total)
+            if not chunk:
+                break
+            parts.append(chunk)
+            total += len(chunk)
+        if total > limit:
+            raise VaelabError(f"{path} inflates to more data than its IDX header announces (or "
+                              "than any real IDX file); it is corrupt or a gzip bomb")
+    if not decomp.eof:
+        raise VaelabError(f"{path} is a truncated gzip file; delete it and download it again "
+                          "(vaelab data download NAME)")
+    return b"".join(parts)
 
 
 def decompressed_bytes(path: Path) -> bytes:
     """The file's content, gunzipped if it is gzip; errors name the file and the fix."""
     try:
+        if path.stat().st_size > _MAX_FILE_BYTES:
+            raise VaelabError(f"{path} is larger than 2 GiB; it is not an IDX file")
         raw = path.read_bytes()
     except OSError as exc:
         raise VaelabError(f"cannot read {path}: {exc.strerror}") from None
     if raw[:2] != b"\x1f\x8b":
         return raw
     try:
-        # Bounded decompression: a gzip bomb stops at the size limit instead of eating memory.
-        decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        data = decomp.decompress(raw, _MAX_FILE_BYTES)
-        if decomp.unconsumed_tail:
-            raise VaelabError(f"{path} decompresses to more than 2 GiB; it is not an IDX file")
-        if not decomp.eof:
-            raise VaelabError(
-                f"{path} is a truncated gzip file; delete it and download it again "
-                "(vaelab data download NAME)"
-            )
-        return data
+        return _gunzip(raw, path)
     except (zlib.error, gzip.BadGzipFile, EOFError) as exc:
         raise VaelabError(
             f"{path} is not a valid gzip file ({exc}); delete it and download it again "

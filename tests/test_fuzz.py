@@ -1,0 +1,299 @@
+"""Property-based tests: malformed IDX files and checkpoints end in a VaelabError, nothing else.
+
+Each parser gets 1,000 generated files: random bytes, truncations, wrong magic, wrong or
+forged dimensions (up to 2**32 - 1 images), bad gzip, forged safetensors headers and
+metadata, pickles. A file is allowed to load only when it is still well formed; every
+other one must raise VaelabError — never another exception, a hang or a large allocation
+(each parse is timed and its Python-side peak allocation measured with tracemalloc).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import pickle
+import struct
+import tempfile
+import time
+import tracemalloc
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vaelab.checkpoint import TrainState, build_model, read_checkpoint, save_checkpoint
+from vaelab.config import TrainConfig
+from vaelab.data.idx import read_idx
+from vaelab.errors import VaelabError
+from vaelab.models import create_model
+
+EXAMPLES = 1000
+SLOW_SECONDS = 5.0  # far above any honest parse of these small files
+PEAK_BYTES = 256 << 20  # Python-side allocation ceiling per parse
+LOADED, ERROR = "loaded (still well formed)", "VaelabError"
+
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                       HealthCheck.function_scoped_fixture])
+
+
+def _measured(parse: Any, path: Path, outcomes: Counter[str], kind: str,
+              trace: bool = True) -> Any:
+    """Run ``parse(path)``; only a result or a VaelabError may come out, fast and small."""
+    if trace:
+        tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        result = parse(path)
+        outcomes[LOADED] += 1
+        outcomes[f"{kind}: loaded"] += 1
+    except VaelabError:
+        result = None
+        outcomes[ERROR] += 1
+        outcomes[f"{kind}: VaelabError"] += 1
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        if trace:
+            tracemalloc.stop()
+    assert time.perf_counter() - started < SLOW_SECONDS, path
+    assert peak < PEAK_BYTES, (path, peak)
+    return result
+
+
+@pytest.fixture(scope="module")
+def scratch() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="vaelab-fuzz-") as folder:
+        yield Path(folder)
+
+
+# ---------------------------------------------------------------------------------------- IDX
+
+def _idx(array: np.ndarray, dims: tuple[int, ...] | None = None,
+         magic: bytes | None = None) -> bytes:
+    dims = tuple(array.shape) if dims is None else dims
+    head = magic if magic is not None else struct.pack(">HBB", 0, 8, len(dims))
+    return head + struct.pack(f">{len(dims)}I", *dims) + array.tobytes()
+
+
+_U32 = st.one_of(st.integers(0, 70), st.sampled_from([2**31, 2**32 - 1, 10_000_001, 4097]),
+                 st.integers(0, 2**32 - 1))
+
+
+@st.composite
+def _idx_files(draw: st.DrawFn) -> tuple[str, bytes, int]:
+    rank = draw(st.sampled_from([1, 3]))
+    n = draw(st.integers(0, 6))
+    array = np.zeros((n, 28, 28) if rank == 3 else (n,), np.uint8)
+    good = _idx(array)
+    kind = draw(st.sampled_from(["random", "truncated", "magic", "dims", "rank", "extra",
+                                 "gzip-truncated", "gzip-flipped", "gzip-garbage", "gzip-of"]))
+    if kind == "random":
+        data = draw(st.binary(max_size=4000))
+    elif kind == "truncated":
+        data = good[:draw(st.integers(0, max(len(good) - 1, 0)))]
+    elif kind == "magic":
+        magic = draw(st.binary(min_size=4, max_size=4).filter(
+            lambda m: m != struct.pack(">HBB", 0, 8, rank)))
+        data = magic + good[4:]
+    elif kind == "dims":
+        dims = tuple(draw(_U32) for _ in range(rank))
+        data = _idx(array, dims)
+    elif kind == "rank":
+        other = draw(st.integers(0, 255).filter(lambda r: r != rank))
+        data = _idx(array, tuple(draw(_U32) for _ in range(min(other, 6))),
+                    struct.pack(">HBB", 0, 8, other))
+    elif kind == "extra":
+        data = good + draw(st.binary(min_size=1, max_size=100))
+    else:
+        inner = draw(st.sampled_from([good, _idx(array, (2**31, 28, 28)[:rank])]))
+        packed = gzip.compress(inner if kind != "gzip-of" else draw(st.binary(max_size=500)))
+        if kind == "gzip-truncated":
+            packed = packed[:draw(st.integers(0, len(packed) - 1))]
+        elif kind == "gzip-flipped":
+            at = draw(st.integers(2, len(packed) - 1))
+            packed = packed[:at] + bytes([packed[at] ^ draw(st.integers(1, 255))]) + packed[at + 1:]
+        elif kind == "gzip-garbage":
+            packed = b"\x1f\x8b" + draw(st.binary(max_size=400))
+        data = packed
+    return kind, data, rank
+
+
+IDX_OUTCOMES: Counter[str] = Counter()
+
+
+@FUZZ
+@given(case=_idx_files())
+def test_idx_reader_never_trusts_a_file(case: tuple[str, bytes, int], scratch: Path) -> None:
+    kind, data, rank = case
+    path = scratch / "fuzz-idx"
+    path.write_bytes(data)
+    shape = (28, 28) if rank == 3 else ()
+    array = _measured(lambda p: read_idx(p, rank, shape), path, IDX_OUTCOMES, kind)
+    if array is not None:
+        assert array.dtype == np.uint8 and array.shape[1:] == shape
+
+
+def test_idx_fuzz_summary() -> None:
+    """Runs after the property (same module, file order); reports how the files ended."""
+    if not IDX_OUTCOMES:
+        pytest.skip("run together with the fuzz test")
+    total = IDX_OUTCOMES[ERROR] + IDX_OUTCOMES[LOADED]
+    print(f"\nIDX reader, {total} files:", *sorted(IDX_OUTCOMES.items()), sep="\n  ")
+    assert total >= EXAMPLES
+    assert IDX_OUTCOMES[ERROR] >= 0.9 * total
+
+
+# -------------------------------------------------------------------------------- checkpoints
+
+def _checkpoint_bytes(folder: Path) -> tuple[bytes, bytes]:
+    """A real resumable checkpoint (mlp, z_dim 2) and a small one with the same metadata."""
+    torch.manual_seed(0)
+    model = create_model(name="mlp", z_dim=2)
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.rand(3, 1, 28, 28)).loss.backward()
+    optimizer.step()
+    path = folder / "real.safetensors"
+    save_checkpoint(path, model, TrainConfig(model="mlp", z_dim=2), TrainState(step=1), optimizer)
+    return path.read_bytes(), _small(path.read_bytes())
+
+
+def _split(raw: bytes) -> tuple[dict[str, Any], bytes]:
+    size = int.from_bytes(raw[:8], "little")
+    return json.loads(raw[8:8 + size]), raw[8 + size:]
+
+
+def _join(header: dict[str, Any], body: bytes) -> bytes:
+    text = json.dumps(header).encode()
+    return len(text).to_bytes(8, "little") + text + body
+
+
+def _small(raw: bytes) -> bytes:
+    """The real metadata with two tiny tensors: cheap to mutate a thousand times."""
+    header, _ = _split(raw)
+    small = {"__metadata__": header["__metadata__"],
+             "model.to_logits.bias": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+             "rng.cpu": {"dtype": "U8", "shape": [4], "data_offsets": [8, 12]}}
+    return _join(small, bytes(12))
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+                         st.text(max_size=6), inner, max_size=3), max_leaves=8)
+_META_KEYS = ["format", "config", "model_config", "state", "optimizer"]
+
+
+@st.composite
+def _checkpoint_files(draw: st.DrawFn, real: bytes, small: bytes) -> tuple[str, bytes]:
+    # The real checkpoint (7.5 MB) is slow to write and load, so its kinds come less often.
+    cheap = ["random", "truncated", "header-size", "tensor-entry", "metadata-value",
+             "metadata-field", "pickle", "tensor-swap"]
+    kind = draw(st.sampled_from([*cheap, *cheap, "flip-real", "truncated-real"]))
+    if kind == "random":
+        return kind, draw(st.binary(max_size=3000))
+    if kind == "truncated":
+        return kind, small[:draw(st.integers(0, len(small) - 1))]
+    if kind == "truncated-real":
+        return kind, real[:draw(st.integers(0, len(real) - 1))]
+    if kind == "header-size":
+        size = draw(st.one_of(st.integers(0, 2**64 - 1),
+                              st.sampled_from([2**31, 2**63, 2**64 - 1])))
+        return kind, size.to_bytes(8, "little") + small[8:]
+    if kind == "pickle":
+        obj = draw(st.sampled_from([{"a": 1}, [1, 2], "text", Path("/x")]))
+        return kind, pickle.dumps(obj, protocol=draw(st.integers(2, 5)))
+    header, body = _split(small if kind != "flip-real" else real)
+    if kind == "tensor-entry":
+        entry = header["model.to_logits.bias"]
+        field = draw(st.sampled_from(["dtype", "shape", "data_offsets"]))
+        entry[field] = draw(st.one_of(
+            _JSON, st.sampled_from(["F32", "I64", "U8", "F8_E4M3", "C64"]),
+            st.lists(st.sampled_from([0, 1, 2**31, 2**62, 2**64 - 1, -1]), max_size=4)))
+        return kind, _join(header, body)
+    if kind == "tensor-swap":
+        header["rng.cpu"], header["model.to_logits.bias"] = (header["model.to_logits.bias"],
+                                                             header["rng.cpu"])
+        return kind, _join(header, body)
+    meta = header["__metadata__"]
+    key = draw(st.sampled_from(_META_KEYS))
+    if kind == "metadata-value":
+        meta[key] = draw(st.one_of(st.text(max_size=30), _JSON.map(json.dumps)))
+        if draw(st.booleans()):
+            meta[key] = draw(_JSON)  # not even a string
+        return kind, _join(header, body)
+    if kind == "metadata-field" and key != "format":
+        try:
+            value = json.loads(meta[key])
+        except (KeyError, ValueError):
+            value = {}
+        if isinstance(value, dict) and value:
+            field = draw(st.sampled_from(sorted(value)))
+            value[field] = draw(st.one_of(_JSON, st.sampled_from(
+                [10**9, -1, 2**31, "gpt5", [1, 100000, 100000], None, 1e308])))
+        meta[key] = json.dumps(value)
+        return kind, _join(header, body)
+    # flip-real: a few random bytes anywhere in a real checkpoint (mostly its header).
+    data = bytearray(real)
+    size = int.from_bytes(real[:8], "little")
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.one_of(st.integers(0, 8 + size - 1), st.integers(0, len(real) - 1)))
+        data[at] ^= draw(st.integers(1, 255))
+    return kind, bytes(data)
+
+
+def _load_like_resume(path: Path) -> object:
+    """What `vaelab train --resume` and `vaelab evaluate` do with a checkpoint file."""
+    checkpoint = read_checkpoint(path)
+    model = build_model(checkpoint)
+    if checkpoint.optimizer_state is not None:
+        optimizer = torch.optim.Adam(model.parameters())
+        optimizer.load_state_dict(checkpoint.optimizer_state)
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(checkpoint.rng["cpu"])
+    return model
+
+
+CKPT_OUTCOMES: Counter[str] = Counter()
+
+
+def _peak_rss() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
+@pytest.fixture(scope="module")
+def checkpoints(scratch: Path) -> tuple[bytes, bytes]:
+    CKPT_OUTCOMES["peak RSS before (MB)"] = _peak_rss() >> 20
+    return _checkpoint_bytes(scratch)
+
+
+@FUZZ
+@given(data=st.data())
+def test_checkpoint_loader_never_trusts_a_file(data: st.DataObject, scratch: Path,
+                                               checkpoints: tuple[bytes, bytes]) -> None:
+    kind, content = data.draw(_checkpoint_files(*checkpoints))
+    path = scratch / "fuzz.safetensors"
+    path.write_bytes(content)
+    # torch allocates outside tracemalloc's view; the process's peak RSS is checked instead.
+    _measured(_load_like_resume, path, CKPT_OUTCOMES, kind, trace=False)
+
+
+def test_checkpoint_fuzz_summary(scratch: Path, checkpoints: tuple[bytes, bytes]) -> None:
+    path = scratch / "intact.safetensors"
+    path.write_bytes(checkpoints[0])
+    _load_like_resume(path)  # the unmutated file does load
+    if not CKPT_OUTCOMES:
+        pytest.skip("run together with the fuzz test")
+    total = CKPT_OUTCOMES[ERROR] + CKPT_OUTCOMES[LOADED]
+    CKPT_OUTCOMES["peak RSS after (MB)"] = _peak_rss() >> 20
+    print(f"\ncheckpoint loader, {total} files:", *sorted(CKPT_OUTCOMES.items()), sep="\n  ")
+    grown = CKPT_OUTCOMES["peak RSS after (MB)"] - CKPT_OUTCOMES["peak RSS before (MB)"]
+    assert grown < PEAK_BYTES >> 20, f"peak memory grew by {grown} MB"
+    assert total >= EXAMPLES
+    assert CKPT_OUTCOMES[ERROR] >= 0.9 * total
