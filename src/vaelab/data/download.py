@@ -7,9 +7,11 @@ deleted; a file appears under its final name only after its decompressed SHA-256
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -25,21 +27,33 @@ log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 16
 _MAX_DOWNLOAD = 200 * (1 << 20)  # no MNIST-style file is near this; stops a runaway server
+# A server that trickles bytes never trips the per-read timeout; after ``timeout`` seconds a
+# transfer must average at least this rate, or the mirror counts as stalled.
+_MIN_RATE = 1024  # bytes per second
 
 ProgressHook = Callable[[str, int, int | None], None]
 
 
 def _fetch_to(url: str, dest: Path, timeout: float, progress: ProgressHook | None) -> None:
-    """Stream ``url`` into ``dest``; ``timeout`` bounds every read, so a stall raises."""
+    """Stream ``url`` into ``dest``; ``timeout`` bounds every read, so a stall raises, and a
+    trickle slower than ``_MIN_RATE`` on average is cut off once ``timeout`` has passed."""
     request = urllib.request.Request(url, headers={"User-Agent": "vaelab"})
+    started = time.monotonic()
     with urllib.request.urlopen(request, timeout=timeout) as response, dest.open("wb") as out:
         total_header = response.headers.get("Content-Length")
         total = int(total_header) if total_header and total_header.isdigit() else None
+        if total is not None and total > _MAX_DOWNLOAD:
+            raise OSError(f"response from {url} announces {total} bytes, too many for a dataset")
+        # read1 returns what has arrived instead of waiting for a full chunk.
+        read = getattr(response, "read1", response.read)
         done = 0
-        while chunk := response.read(_CHUNK):
+        while chunk := read(_CHUNK):
             done += len(chunk)
             if done > _MAX_DOWNLOAD:
                 raise OSError(f"response from {url} exceeds {_MAX_DOWNLOAD} bytes")
+            elapsed = time.monotonic() - started
+            if elapsed > timeout and done < _MIN_RATE * elapsed:
+                raise TimeoutError(f"stalled: {done} bytes in {elapsed:.1f} s")
             out.write(chunk)
             if progress:
                 progress(url, done, total)
@@ -63,7 +77,11 @@ def fetch_file(
     failures: list[str] = []
     for base in mirrors if mirrors is not None else spec.mirrors:
         url = base.rstrip("/") + "/" + filename
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=folder)
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=folder)
+        except OSError as exc:
+            raise VaelabError(f"cannot write into {folder}: {exc.strerror or exc}; pass a "
+                              "writable --data-dir") from None
         os.close(fd)
         tmp = Path(tmp_name)
         try:
@@ -74,7 +92,8 @@ def fetch_file(
             os.replace(tmp, final)
             log.info("fetched %s from %s", filename, url)
             return final
-        except (OSError, urllib.error.URLError, VaelabError, ValueError) as exc:
+        except (OSError, urllib.error.URLError, http.client.HTTPException, VaelabError,
+                ValueError) as exc:
             reason = getattr(exc, "reason", None) or exc
             failures.append(f"{url}: {reason}")
             log.warning("mirror failed for %s: %s", filename, reason)
