@@ -441,28 +441,33 @@
     }
     ctx.globalAlpha = 1;
     // Picked points and the interpolation path between them.
-    if (state.picks.length === 2) {
-      const [a, b] = state.picks.map(pointPixel);
-      ctx.strokeStyle = "#111"; ctx.lineWidth = 2; ctx.setLineDash([5, 4]);
-      ctx.beginPath(); ctx.moveTo(a[0], a[1]); ctx.lineTo(b[0], b[1]); ctx.stroke();
-      ctx.setLineDash([]);
-    }
-    for (const index of state.picks) {
-      const [x, y] = pointPixel(index);
-      ctx.strokeStyle = "#111"; ctx.lineWidth = 2;
-      ctx.beginPath(); ctx.arc(x, y, 7, 0, 2 * Math.PI); ctx.stroke();
+    // Drawn twice, wide white under narrow black, so they show on the manifold as well.
+    for (const [colour, width] of [["#fff", 4], ["#111", 2]]) {
+      ctx.strokeStyle = colour; ctx.lineWidth = width;
+      if (state.picks.length === 2) {
+        const [a, b] = state.picks.map(pointPixel);
+        ctx.setLineDash([5, 4]);
+        ctx.beginPath(); ctx.moveTo(a[0], a[1]); ctx.lineTo(b[0], b[1]); ctx.stroke();
+        ctx.setLineDash([]);
+      }
+      for (const index of state.picks) {
+        const [x, y] = pointPixel(index);
+        ctx.beginPath(); ctx.arc(x, y, 7, 0, 2 * Math.PI); ctx.stroke();
+      }
     }
     // The current latent vector, projected onto the map.
     const [cx, cy] = latentToMap(state.z);
     const [x, y] = toPixel(cx, cy === null ? extent.y0 : cy);
-    ctx.strokeStyle = "#000"; ctx.lineWidth = 2;
-    ctx.beginPath();
-    if (cy === null) {
-      ctx.moveTo(x, MARGIN); ctx.lineTo(x, rect.height - MARGIN);
-    } else {
-      ctx.moveTo(x - 9, y); ctx.lineTo(x + 9, y); ctx.moveTo(x, y - 9); ctx.lineTo(x, y + 9);
+    for (const [colour, width] of [["#fff", 4], ["#000", 2]]) {
+      ctx.strokeStyle = colour; ctx.lineWidth = width;
+      ctx.beginPath();
+      if (cy === null) {
+        ctx.moveTo(x, MARGIN); ctx.lineTo(x, rect.height - MARGIN);
+      } else {
+        ctx.moveTo(x - 9, y); ctx.lineTo(x + 9, y); ctx.moveTo(x, y - 9); ctx.lineTo(x, y + 9);
+      }
+      ctx.stroke();
     }
-    ctx.stroke();
     if (document.activeElement === mapCanvas) {
       const [kx, ky] = toPixel(state.cursor[0], state.cursor[1]);
       ctx.strokeStyle = "#f5a623"; ctx.lineWidth = 2;
