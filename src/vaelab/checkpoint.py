@@ -216,7 +216,9 @@ def _check_header(path: Path, raw: bytes) -> dict[str, str]:
         return VaelabError(f"{path} is not a valid vaelab checkpoint ({reason}); it may be "
                            "corrupt or truncated: use another checkpoint or train again")
 
-    if raw[:1] == b"\x80" or raw[:4] == b"PK\x03\x04":
+    # A safetensors file has its JSON header at byte 8; a pickle starts with 0x80 and a
+    # torch.save zip with "PK" (a header length may also start with 0x80, hence the "{" test).
+    if raw[8:9] != b"{" and (raw[:1] == b"\x80" or raw[:4] == b"PK\x03\x04"):
         raise VaelabError(f"{path} is a pickle or torch.save file, not a safetensors checkpoint; "
                           "vaelab never unpickles files (unpickling can run arbitrary code)")
     if len(raw) < 8:
