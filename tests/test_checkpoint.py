@@ -23,7 +23,9 @@ def test_header_length_starting_with_0x80_is_not_taken_for_a_pickle(tmp_path: Pa
     else:
         pytest.fail("no header length with low byte 0x80 was produced")
     loaded = read_checkpoint(path)
-    assert torch.equal(loaded.model_state["to_logits.weight"], model.state_dict()["to_logits.weight"])
+    assert torch.equal(
+        loaded.model_state["to_logits.weight"], model.state_dict()["to_logits.weight"]
+    )
 
 
 def test_a_pickle_is_refused(tmp_path: Path) -> None:
