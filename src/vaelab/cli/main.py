@@ -50,6 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# A seed above 2**63 overflows torch's generator; every command's --seed gets this range.
+SEED_MAX = 2**32 - 1
+
+
+def _check_shared_flags(args: argparse.Namespace) -> None:
+    """Flags several commands share, validated once here, naming the accepted range."""
+    seed = getattr(args, "seed", None)
+    if isinstance(seed, int) and not 0 <= seed <= SEED_MAX:
+        raise VaelabError(f"--seed must be an integer from 0 to {SEED_MAX}, got {seed}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -59,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        _check_shared_flags(args)
         return int(args.handler(args) or 0)
     except VaelabError as exc:
         print(f"vaelab: error: {exc}", file=sys.stderr)

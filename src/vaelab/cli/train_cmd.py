@@ -41,6 +41,19 @@ def _resume_config(args: argparse.Namespace) -> Any:
     return TrainConfig.from_dict(merged, source="--resume")
 
 
+def _check_names(config: Any) -> None:
+    """--model and --dataset name registry entries; say which ones exist."""
+    from vaelab.data.datasets import dataset_registry
+    from vaelab.errors import VaelabError
+    from vaelab.models import model_registry
+
+    for flag, name, registry in (("--model", config.model, model_registry),
+                                 ("--dataset", config.dataset, dataset_registry)):
+        if name not in registry:
+            raise VaelabError(f"{flag} must be one of {', '.join(registry.names())}, "
+                              f"got {name!r}")
+
+
 def run(args: argparse.Namespace) -> int:
     from vaelab.signals import StopOnSignal
 
@@ -57,6 +70,7 @@ def _train(args: argparse.Namespace, stop: StopOnSignal) -> int:
     from vaelab.train import TrainingInterrupted, fit
 
     config = _resume_config(args) if args.resume else config_from_args(args)
+    _check_names(config)
     banner = (f"training {config.model} (z_dim={config.z_dim}) on {config.dataset} for "
               f"{config.epochs} epochs -> {config.out}")
     resume_hint = f"vaelab train --resume {config.out}"

@@ -114,6 +114,8 @@ def download_dataset(
     progress: ProgressHook | None = None,
 ) -> Path:
     """Fetch every missing or corrupt file of ``name``; returns the dataset's folder."""
+    if not (isinstance(timeout, int | float) and 0 < timeout < float("inf")):
+        raise VaelabError(f"--timeout must be a number of seconds greater than 0, got {timeout}")
     spec = dataset_registry.get(name)
     folder = default_data_root(data_dir) / spec.name
     try:
