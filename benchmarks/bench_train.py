@@ -5,10 +5,13 @@ in this one process, interleaved (reference epoch, vaelab epoch, reference epoch
 the table reports medians, so a machine shared with other work slows both alike.
 
 * reference: pytorch/examples ``vae/main.py`` — a ``torch.utils.data.DataLoader`` (shuffle,
-  ``num_workers=0``) over a Dataset returning one float tensor per image, the images moved
-  to the device per batch, sigmoid + ``binary_cross_entropy(reduction="sum")``, default Adam,
-  ``loss.item()`` every step. (torchvision's MNIST goes through PIL and ``ToTensor`` per
-  image, which is slower still, so the ratio here is, if anything, conservative.)
+  ``num_workers=0``) over a Dataset returning one float tensor per image, made as
+  torchvision's MNIST + ``ToTensor`` make it (a PIL image, then a float tensor; the same
+  code, without depending on torchvision), the images moved to the device per batch,
+  sigmoid + ``binary_cross_entropy(reduction="sum")``, default Adam, ``loss.item()`` every
+  step. The speed-up is measured against it.
+* reference tensors: the same loop over a lighter Dataset that slices the uint8 tensor and
+  converts it per image (no PIL); its column shows how much of the gap is PIL alone.
 * vaelab: ``vaelab.train.train_epoch`` with a ``TrainStep`` (images resident as uint8,
   batches gathered by index into preallocated buffers, BCE-with-logits, fused Adam; on CUDA
   one CUDA graph per step), fp32 and bf16, and ``torch.compile`` with ``--compile``.
@@ -92,7 +95,7 @@ def reference_loss(recon: torch.Tensor, x: torch.Tensor, mu: torch.Tensor,
 
 
 class PerImageDataset(Dataset[tuple[torch.Tensor, int]]):
-    """One float tensor (1, 28, 28) in [0, 1] per __getitem__, like ToTensor on an MNIST image."""
+    """One float tensor (1, 28, 28) in [0, 1] per __getitem__, straight from the uint8 tensor."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         self.images, self.labels = images, labels
@@ -102,6 +105,24 @@ class PerImageDataset(Dataset[tuple[torch.Tensor, int]]):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return self.images[i].to(torch.float32).div(255).unsqueeze(0), int(self.labels[i])
+
+
+class TorchvisionStyleDataset(PerImageDataset):
+    """What torchvision's MNIST + ToTensor do per image: a PIL image, then a float tensor.
+
+    The code of ``MNIST.__getitem__`` and ``to_tensor`` for a mode-"L" image, without
+    depending on torchvision.
+    """
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        import numpy as np
+        from PIL import Image
+
+        img, target = self.images[i], int(self.labels[i])
+        pic = Image.fromarray(img.numpy())
+        tensor = torch.from_numpy(np.array(pic, np.uint8, copy=True))
+        tensor = tensor.view(pic.size[1], pic.size[0], 1).permute((2, 0, 1)).contiguous()
+        return tensor.to(dtype=torch.get_default_dtype()).div(255), target
 
 
 @dataclass
@@ -114,11 +135,12 @@ class Loop:
 
 
 def reference_loop(images: torch.Tensor, labels: torch.Tensor, test: torch.Tensor,
-                   batch: int, device: torch.device, seed: int) -> Loop:
+                   batch: int, device: torch.device, seed: int, pil: bool = True) -> Loop:
     torch.manual_seed(seed)
     model = ReferenceVAE().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loader = DataLoader(PerImageDataset(images, labels), batch_size=batch, shuffle=True)
+    dataset = (TorchvisionStyleDataset if pil else PerImageDataset)(images, labels)
+    loader = DataLoader(dataset, batch_size=batch, shuffle=True)
 
     def epoch() -> None:
         model.train()
@@ -142,7 +164,7 @@ def reference_loop(images: torch.Tensor, labels: torch.Tensor, test: torch.Tenso
             total += reference_loss(recon, x, mu, logvar).item()
         return total / len(test)
 
-    return Loop("reference", epoch, test_loss)
+    return Loop("reference" if pil else "reference tensors", epoch, test_loss)
 
 
 def vaelab_loop(images: torch.Tensor, labels: torch.Tensor, test: torch.Tensor, batch: int,
@@ -207,7 +229,7 @@ def load_data(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor, tor
 
 def loop_kinds(args: argparse.Namespace, device: torch.device) -> list[str]:
     """The loops to time: "reference", then "vaelab PRECISION [compile] [eager]"."""
-    kinds = ["reference"]
+    kinds = ["reference", "reference tensors"]
     for precision in args.precision:
         kinds.append(f"vaelab {precision}")
         if args.compile:
@@ -220,8 +242,9 @@ def loop_kinds(args: argparse.Namespace, device: torch.device) -> list[str]:
 def make_loop(kind: str, args: argparse.Namespace, data: tuple[torch.Tensor, ...], batch: int,
               device: torch.device) -> Loop:
     images, labels, test = data
-    if kind == "reference":
-        return reference_loop(images, labels, test, batch, device, args.seed)
+    if kind.startswith("reference"):
+        return reference_loop(images, labels, test, batch, device, args.seed,
+                              pil=kind == "reference")
     words = kind.split()
     return vaelab_loop(images, labels, test, batch, device, args.seed, words[1],
                        compile="compile" in words, graphs=False if "eager" in words else None)
@@ -286,13 +309,15 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.repeats):
                 for loop in loops:
                     times[loop.name].append(timed(loop, device))
-            ref = statistics.median(times[loops[0].name])
+            ref = statistics.median(times["reference"])
+            light = statistics.median(times["reference tensors"])
             for loop in loops:
                 t = statistics.median(times[loop.name])
                 rss = (rss_of_one_epoch(loop.name, args, batch)
                        if device.type == "cpu" and not args.no_rss else float("nan"))
                 rows.append([device_name, batch, loop.name, round(t, 3),
                              round(min(times[loop.name]), 3), round(ref / t, 2),
+                             round(light / t, 2),
                              round(n / t), round(FLOP_PER_IMAGE * n / t / 1e9, 1),
                              round(rss) if rss == rss else "-"])
             print(format_table(rows[-len(loops):], _HEADERS), flush=True)
@@ -311,15 +336,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-_HEADERS = ["device", "batch", "loop", "s/epoch (median)", "min", "speed-up", "images/s",
-            "GFLOP/s", "peak RSS MB"]
+_HEADERS = ["device", "batch", "loop", "s/epoch (median)", "min", "x reference",
+            "x reference tensors", "images/s", "GFLOP/s", "peak RSS MB"]
 
 
 def quality_rows(args: argparse.Namespace, data: tuple[torch.Tensor, ...], batch: int,
                  device: torch.device) -> list[list[Any]]:
     rows: list[list[Any]] = []
     ref_loss = None
-    for loop in make_loops(args, data, batch, device):
+    for kind in loop_kinds(args, device):
+        if kind == "reference tensors":
+            continue  # the same model and loss as "reference"; only its data path differs
+        loop = make_loop(kind, args, data, batch, device)
         started = time.perf_counter()
         for _ in range(args.quality_epochs):
             loop.epoch()
