@@ -120,6 +120,7 @@ def trainer(tmp_path: Path, tiny_dataset_dir: Path) -> Trainer:
     return Trainer(tmp_path, tiny_dataset_dir)
 
 
+@pytest.mark.slow
 def test_kills_at_random_points_resume_bit_identical(trainer: Trainer, tiny_dataset: str,
                                                      tmp_path: Path) -> None:
     """kill -9 (also mid-write), SIGTERM, SIGINT and a double Ctrl-C, then resume each time.
