@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -68,7 +69,8 @@ class TrainStep:
 
     Build it once per (model, optimizer) and reuse it across epochs: it owns the input
     buffers, the compiled function and the CUDA graphs. ``graphs=None`` uses CUDA graphs
-    wherever they apply (a CUDA device, one process); ``False`` forces eager steps.
+    wherever they apply (a CUDA device, one process) unless the environment variable
+    ``VAELAB_CUDA_GRAPHS`` is ``0``; ``False`` forces eager steps.
     """
 
     def __init__(
@@ -86,8 +88,9 @@ class TrainStep:
         self.device = images.device
         self.shard = shard
         self.binarize = BINARIZERS[config.binarize]
-        self.use_graphs = (self.device.type == "cuda" and shard is None
-                           and (graphs if graphs is not None else True))
+        if graphs is None:  # VAELAB_CUDA_GRAPHS=0: eager steps, for a model that cannot be captured
+            graphs = os.environ.get("VAELAB_CUDA_GRAPHS", "1") != "0"
+        self.use_graphs = self.device.type == "cuda" and shard is None and graphs
         # Graph capture needs Adam's step counters on the device and `capturable=True`;
         # elsewhere the flag must be off (a checkpoint may carry either setting).
         for group in optimizer.param_groups:
