@@ -6,8 +6,6 @@ import argparse
 import sys
 from typing import Any
 
-from vaelab.errors import VaelabError
-
 __all__ = ["register"]
 
 
@@ -92,7 +90,14 @@ def _progress() -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    import signal
+    from vaelab.signals import StopOnSignal
+
+    # Ctrl-C or SIGTERM finishes the current step, saves the run, then stops the study.
+    with StopOnSignal() as stop:
+        return _study(args, stop)
+
+
+def _study(args: argparse.Namespace, stop: Any) -> int:
     import time
 
     from vaelab.study.run import run_study
@@ -102,30 +107,19 @@ def run(args: argparse.Namespace) -> int:
     print(f"study: {config.model} on {config.dataset}, z_dims "
           f"{', '.join(map(str, config.z_dims))}, {config.epochs} epochs each -> {config.out}",
           file=sys.stderr)
-    stop = {"requested": False}
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        if stop["requested"]:
-            raise KeyboardInterrupt
-        stop["requested"] = True
-        print("\nstopping after this step (Ctrl-C again to abort at once)", file=sys.stderr)
-
-    previous = signal.getsignal(signal.SIGINT)
-    in_main = True
-    try:
-        signal.signal(signal.SIGINT, on_sigint)
-    except ValueError:  # not the main thread: leave Ctrl-C alone
-        in_main = False
+    again = f"run `vaelab study --out {config.out}` again to resume"
     started = time.perf_counter()
     try:
-        paths = run_study(config, _progress(), lambda: stop["requested"],
+        paths = run_study(config, _progress(), stop,
                           notify=lambda message: print(message, file=sys.stderr))
     except TrainingInterrupted:
-        raise VaelabError(f"study stopped; its checkpoints are saved; run `vaelab study --out "
-                          f"{config.out}` again to resume") from None
-    finally:
-        if in_main:
-            signal.signal(signal.SIGINT, previous)
+        print(f"\nvaelab: {stop.name or 'interrupted'}: study stopped with its checkpoints "
+              f"saved; {again}", file=sys.stderr)
+        return int(stop.exit_code)
+    except KeyboardInterrupt:
+        print(f"\nvaelab: aborted; finished runs and the last complete checkpoint are intact; "
+              f"{again}", file=sys.stderr)
+        return int(stop.exit_code)
     print(f"study finished in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     print(paths.html)
     print(paths.markdown)

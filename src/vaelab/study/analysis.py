@@ -143,8 +143,11 @@ def analyze(config: StudyConfig, classifier: Classifier, device: torch.device,
     figures.plot_prior_classes(fig_dir / "prior_classes.png", z_dims, counts, confidence, names)
     figures.plot_active_units(fig_dir / "active_units.png", variances, config.active_threshold)
 
+    from vaelab.models import model_registry
+
     results: dict[str, Any] = {
         "config": config.to_dict(),
+        "model_summary": model_registry.get(config.model).summary,
         "classifier": asdict(classifier.info),
         "class_names": list(names),
         "n_test": len(splits.test_images),

@@ -1,9 +1,9 @@
 """A small CNN digit classifier that labels decoded images; trained once per dataset and cached.
 
 Two strided 5x5 convolutions (16 and 32 channels, ReLU), a 128-unit hidden layer and 10
-logits, trained with Adam on the dataset's whole training split
-with the data resident as tensors. Weights are stored as safetensors with a JSON sidecar that
-records how the classifier was trained and its measured test accuracy.
+logits, trained with Adam and a one-cycle learning-rate schedule on the dataset's whole
+training split, the data resident as tensors. Weights are stored as safetensors with a JSON
+sidecar that records how the classifier was trained and its measured test accuracy.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FORMAT = "vaelab-classifier-1"
-ARCHITECTURE = "digitcnn-v2"
+ARCHITECTURE = "digitcnn-v3"
 
 
 class DigitCNN(nn.Module):
@@ -116,8 +116,8 @@ def accuracy(model: DigitCNN, images: torch.Tensor, labels: torch.Tensor) -> flo
 
 
 def default_epochs(n_train: int) -> int:
-    """At least 3 passes and about 100,000 images seen: 3 epochs of MNIST, 10 of the sample."""
-    return max(3, math.ceil(100_000 / max(n_train, 1)))
+    """At least 4 passes and 60,000 images seen: 4 epochs of MNIST, 6 of the sample."""
+    return max(4, math.ceil(60_000 / max(n_train, 1)))
 
 
 def train_classifier(
@@ -126,7 +126,7 @@ def train_classifier(
     epochs: int | None = None,
     seed: int = 0,
     batch_size: int = 64,
-    lr: float = 1e-3,
+    lr: float = 2e-3,
     device: str | torch.device = "cpu",
     on_epoch: Callable[[int, int, float], None] | None = None,
 ) -> Classifier:
@@ -149,6 +149,9 @@ def train_classifier(
     loss_fn = nn.CrossEntropyLoss()
     started = time.perf_counter()
     steps = math.ceil(len(train_x) / batch_size)
+    # One-cycle schedule (Smith & Topin 2019): warm up to ``lr``, then anneal to ~0; the
+    # low-rate steps at the end buy the last few tenths of a percent of accuracy.
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps)
     for epoch in range(epochs):
         model.train()
         order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed + epoch))
@@ -160,6 +163,7 @@ def train_classifier(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            schedule.step()
             total += loss.detach() * len(index)
         mean_loss = float(total) / len(train_x)
         log.info("classifier epoch %d/%d: loss %.4f", epoch + 1, epochs, mean_loss)

@@ -98,8 +98,8 @@ def run_study(
     say = notify or (lambda message: None)
     _save_study_config(config)
     device = resolve_device(config.device)
-    prepare_classifier(config, device, say)
     train_sweep(config.run_configs(), progress, stop_requested)
+    prepare_classifier(config, device, say)
     return build_report(config.out, device=str(device), notify=say)
 
 

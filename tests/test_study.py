@@ -1,0 +1,249 @@
+"""`vaelab study` end to end on mnist-sample, resuming, and `vaelab report` without training.
+
+The module trains one reduced quick study (all five z_dims, one epoch each, batch 128) once and
+checks its report, figures and run directories; a browser test opens the report in Chromium.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from vaelab.cli.main import main
+from vaelab.study.analysis import figure_names
+from vaelab.study.config import StudyConfig
+from vaelab.study.report import SECTIONS
+from vaelab.study.sweep import SweepProgress, train_sweep
+
+Z_DIMS = (1, 2, 5, 10, 20)
+# About 3 minutes on an idle 2-core machine (plus the first-ever classifier training); the
+# generous limit only guards against a busy machine.
+LONG = pytest.mark.timeout(3600)
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = REPO / "test-artifacts"
+
+# Pixel size of each figure of a five-z_dim study (matplotlib figures: inches x 100 dpi;
+# picture grids: 30-pixel cells plus 2 of padding, doubled).
+EXPECTED_SIZES = {
+    "reconstructions.png": (1100, 450),
+    "recon_error.png": (1000, 360),
+    "prior_classes.png": (1000, 380),
+    "active_units.png": (1000, 360),
+    "strip_1d.png": (1300, 520),
+    "manifold_2d.png": (800, 800),
+    "manifold_quantiles.png": (800, 800),
+    "scatter_2d.png": (700, 600),
+    "digit_map_2d.png": (700, 600),
+    **{f"samples_z{z}.png": (604, 604) for z in Z_DIMS},
+    **{f"interpolations_z{z}.png": (604, 484) for z in Z_DIMS},
+}
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR, after checking the signature and chunk CRCs."""
+    import zlib
+
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path.name} is not a PNG"
+    offset, chunks = 8, []
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset:offset + 4])
+        tag = data[offset + 4:offset + 8]
+        body = data[offset + 8:offset + 8 + length]
+        (crc,) = struct.unpack(">I", data[offset + 8 + length:offset + 12 + length])
+        assert zlib.crc32(tag + body) == crc, f"{path.name}: bad CRC in {tag!r}"
+        chunks.append(tag)
+        offset += 12 + length
+    assert chunks[0] == b"IHDR" and chunks[-1] == b"IEND" and b"IDAT" in chunks
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def _mtimes(study: Path) -> dict[str, int]:
+    return {p.relative_to(study).as_posix(): p.stat().st_mtime_ns
+            for p in sorted(study.glob("z*/*.safetensors"))}
+
+
+@pytest.fixture(scope="module")
+def quick_study(tmp_path_factory: pytest.TempPathFactory,
+                request: pytest.FixtureRequest) -> Iterator[Path]:
+    """`vaelab study --quick`, reduced to one epoch at batch 128 so the suite stays short."""
+    study = tmp_path_factory.mktemp("study") / "quick"
+    cache = request.config.cache.mkdir("vaelab-classifiers")
+    code = main(["study", "--quick", "--epochs", "1", "--batch-size", "128", "--device", "cpu",
+                 "--out", str(study), "--classifier-dir", str(cache)])
+    assert code == 0
+    yield study
+
+
+@pytest.mark.slow
+@LONG
+def test_quick_study_writes_runs_report_and_figures(quick_study: Path) -> None:
+    config = json.loads((quick_study / "study.json").read_text())
+    assert config["dataset"] == "mnist-sample" and config["model"] == "seed"
+    assert tuple(config["z_dims"]) == Z_DIMS and config["epochs"] == 1
+    html = (quick_study / "report.html").read_text()
+    markdown = (quick_study / "report.md").read_text()
+    for section in SECTIONS:
+        assert f"<h2>{section}</h2>" in html
+        assert f"## {section}" in markdown
+    figures = figure_names(Z_DIMS)
+    assert sorted(figures) == sorted(p.name for p in (quick_study / "figures").glob("*.png"))
+    for name in figures:
+        width, height = png_size(quick_study / "figures" / name)
+        if name == "loss_curves.png":  # vaelab.plots crops it tightly
+            assert 1000 <= width <= 1700 and 300 <= height <= 600
+        else:
+            assert (width, height) == EXPECTED_SIZES[name], name
+        assert f'<figure id="{name}"><img' in html
+        assert f"(figures/{name})" in markdown
+    # Self-contained: every image inlined, nothing fetched.
+    assert html.count('src="data:image/png;base64,') == len(figures)
+    assert not re.search(r'(src|href)="(?!data:)', html)
+
+
+@pytest.mark.slow
+@LONG
+def test_report_numbers_come_from_the_runs(quick_study: Path, capsys: pytest.CaptureFixture[str]
+                                           ) -> None:
+    results = json.loads((quick_study / "results.json").read_text())
+    markdown = (quick_study / "report.md").read_text()
+    for z in Z_DIMS:
+        assert main(["evaluate", str(quick_study / f"z{z}"), "--split", "test", "--json",
+                     "--device", "cpu"]) == 0
+        measured = json.loads(capsys.readouterr().out)
+        run = results["runs"][str(z)]
+        assert run["test"]["neg_elbo"] == pytest.approx(measured["neg_elbo"], rel=1e-6)
+        assert f"| {z} | {run['test']['neg_elbo']:.2f} | {run['test']['recon_bce']:.2f} |" \
+            in markdown
+        assert 0 <= run["active_units"] <= z
+        assert sum(run["prior_counts"]) == 10_000
+    assert results["elbow"]["bce"] in Z_DIMS
+    assert f"the elbow is z_dim = {results['elbow']['bce']}" in markdown
+    assert results["classifier"]["dataset"] == "mnist-sample"
+    assert {i["label"] for i in results["one_d"]["prior range"]["intervals"]} == set(
+        results["one_d"]["prior range"]["digits"])
+    conclusions = markdown.split("## Conclusions", 1)[1]
+    assert f"{results['runs']['1']['test']['neg_elbo']:.2f}" in conclusions
+
+
+@pytest.mark.slow
+@LONG
+def test_rerun_and_report_train_nothing(quick_study: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    before = _mtimes(quick_study)
+    assert len(before) == 2 * len(Z_DIMS)
+    html_before = (quick_study / "report.html").stat().st_mtime_ns
+    assert main(["report", str(quick_study)]) == 0
+    assert _mtimes(quick_study) == before
+    assert (quick_study / "report.html").stat().st_mtime_ns > html_before
+    capsys.readouterr()
+    assert main(["study", "--out", str(quick_study)]) == 0  # settings come from study.json
+    err = capsys.readouterr().err
+    assert err.count("finished earlier, not retrained") == len(Z_DIMS)
+    assert _mtimes(quick_study) == before
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@LONG
+def test_report_opens_in_chromium_with_a_clean_console(quick_study: Path,
+                                                       tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    messages: list[str] = []
+    with sync_api.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+            viewport={"width": 1200, "height": 900})
+        page = context.new_page()
+        page.on("console", lambda m: messages.append(f"{m.type}: {m.text}"))
+        page.on("pageerror", lambda e: messages.append(f"pageerror: {e}"))
+        page.on("requestfailed", lambda r: messages.append(f"requestfailed: {r.url}"))
+        page.goto((quick_study / "report.html").as_uri())
+        page.wait_for_load_state("load")
+        headings = page.locator("h2").all_inner_texts()
+        loaded = page.evaluate("Array.from(document.images).filter("
+                               "i => i.complete && i.naturalWidth > 0).length")
+        total = page.evaluate("document.images.length")
+        page.screenshot(path=str(ARTIFACTS / "study-report.png"), full_page=False)
+        context.close()
+    assert headings == list(SECTIONS)
+    assert total == len(figure_names(Z_DIMS)) and loaded == total
+    assert messages == []
+
+
+class Recorder(SweepProgress):
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int]] = []
+
+    def run_skipped(self, config: object) -> None:
+        self.events.append(("skipped", config.z_dim))  # type: ignore[attr-defined]
+
+    def run_start(self, config: object, index: int, total: int, status: str) -> None:
+        self.events.append((status, config.z_dim))  # type: ignore[attr-defined]
+
+
+def test_interrupted_sweep_resumes_without_retraining(tiny_dataset: str, tiny_dataset_dir: Path,
+                                                      tmp_path: Path) -> None:
+    from vaelab.train import TrainingInterrupted
+
+    config = StudyConfig(out=str(tmp_path / "study"), z_dims=(1, 3), model="mlp",
+                         dataset=tiny_dataset, data_dir=str(tiny_dataset_dir), epochs=2,
+                         batch_size=100, device="cpu")
+    steps = {"n": 0}
+
+    def stop_in_second_run() -> bool:  # 6 steps per epoch: stop in z3's first epoch
+        steps["n"] += 1
+        return steps["n"] == 15
+
+    first = Recorder()
+    with pytest.raises(TrainingInterrupted):
+        train_sweep(config.run_configs(), first, stop_in_second_run)
+    assert first.events == [("new", 1), ("new", 3)]
+    done = (tmp_path / "study" / "z1" / "last.safetensors").stat().st_mtime_ns
+    second = Recorder()
+    runs = train_sweep(config.run_configs(), second)
+    assert second.events == [("skipped", 1), ("resumed", 3)]
+    assert [(r.z_dim, r.status) for r in runs] == [(1, "finished"), (3, "resumed")]
+    assert (tmp_path / "study" / "z1" / "last.safetensors").stat().st_mtime_ns == done
+    history = [json.loads(x) for x in
+               (tmp_path / "study" / "z3" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in history] == [1, 2]
+    third = Recorder()
+    train_sweep(config.run_configs(), third)
+    assert third.events == [("skipped", 1), ("skipped", 3)]
+
+
+def test_sweep_refuses_a_run_directory_with_other_settings(
+        tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path) -> None:
+    from vaelab.errors import VaelabError
+
+    base = dict(out=str(tmp_path / "s"), z_dims=(2,), model="mlp", dataset=tiny_dataset,
+                data_dir=str(tiny_dataset_dir), epochs=1, batch_size=100, device="cpu")
+    train_sweep(StudyConfig(**base).run_configs())  # type: ignore[arg-type]
+    with pytest.raises(VaelabError, match="other settings: lr"):
+        train_sweep(StudyConfig(**{**base, "lr": 0.01}).run_configs())  # type: ignore[arg-type]
+
+
+def test_bad_flags_and_missing_study_are_one_line_errors(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err
+    assert "not a study directory" in err and err.count("\n") == 1
+    assert main(["study", "--z-dims", "1,0", "--out", str(tmp_path / "s")]) == 2
+    assert "--z-dims must be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["study", "--z-dims", "one"])
+    assert exit_info.value.code == 2
