@@ -39,8 +39,8 @@ def _train_cases() -> list[tuple[list[str], tuple[str, ...]]]:
         elif choices:
             cases.append(([flag, "bogus"], (flag, "one of", choices[0])))
     cases += [
-        (["--model", "gpt5"], ("--model", "one of", "mlp")),
-        (["--dataset", "imagenet"], ("--dataset", "one of", "mnist-sample")),
+        (["--model", "gpt5"], ("--model", "unknown model 'gpt5'", "one of", "mlp")),
+        (["--dataset", "imagenet"], ("--dataset", "unknown dataset", "one of", "mnist-sample")),
         (["--compile=yes"], ("--compile",)),
         (["--preset", "huge"], ("--preset", "choose from", "seed")),
         (["--config", "/nonexistent/x.toml"], ("--config",)),

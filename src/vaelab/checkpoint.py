@@ -47,6 +47,8 @@ _ITEM_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16
                "U8": 1, "BOOL": 1}
 _FLOAT_DTYPES = {torch.float64, torch.float32, torch.float16, torch.bfloat16}
 _OPTIMIZER_KEYS = {"exp_avg", "exp_avg_sq", "step", "max_exp_avg_sq"}
+_ADAM_FLAGS = {"amsgrad", "maximize", "foreach", "capturable", "differentiable", "fused",
+               "decoupled_weight_decay"}  # booleans (or None) in Adam's parameter group
 
 
 @dataclass
@@ -112,7 +114,7 @@ def checkpoint_bytes(model: VAE, resume: bool = False) -> int:
     """Disk space a run needs for its checkpoints: ``last`` (weights + Adam's two moments),
     ``best`` (weights), and a temp copy of ``last`` while it is rewritten; resuming only
     needs the temp copy, the others exist already."""
-    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    weights = int(sum(t.numel() * t.element_size() for t in model.state_dict().values()))
     return 3 * weights + (0 if resume else 4 * weights) + (1 << 20)
 
 
@@ -326,17 +328,20 @@ def _check_optimizer(checkpoint: Checkpoint, shapes: list[torch.Size]) -> None:
     problem = None
     groups = state.get("param_groups")
     listed = [i for g in groups for i in g["params"]] if isinstance(groups, list) and all(
-        isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups) else None
+        isinstance(g, dict) and isinstance(g.get("params"), list)
+        and all(type(i) is int for i in g["params"]) for g in groups) else None
     if listed is None or sorted(listed) != list(range(len(shapes))):
         problem = "its parameter groups do not cover the model's parameters"
     else:
-        for group in groups:
+        for group in groups or []:
             numbers = [group.get(k) for k in ("lr", "eps", "weight_decay")]
             betas = group.get("betas")
-            if not all(isinstance(v, int | float) and math.isfinite(v) for v in numbers) or not (
+            flags = [v for k, v in group.items() if k in _ADAM_FLAGS]
+            if not all(isinstance(v, int | float) and 0 <= v < math.inf for v in numbers) or not (
                     isinstance(betas, list | tuple) and len(betas) == 2
-                    and all(isinstance(b, int | float) for b in betas)):
-                problem = "its lr, betas, eps or weight_decay are malformed"
+                    and all(isinstance(b, int | float) and 0 <= b < 1 for b in betas)) or not all(
+                    v is None or isinstance(v, bool) for v in flags):
+                problem = "its lr, betas, eps, weight_decay or switches are malformed"
     for index, entry in state.get("state", {}).items():
         if problem:
             break
@@ -344,9 +349,9 @@ def _check_optimizer(checkpoint: Checkpoint, shapes: list[torch.Size]) -> None:
             problem = f"it holds state for parameter {index} of {len(shapes)}"
             break
         for key, value in entry.items():
-            if key == "step":
-                ok = (torch.is_tensor(value) and value.numel() == 1) or isinstance(
-                    value, int | float)
+            if key == "step":  # a count: one finite, non-negative number
+                number = value.item() if torch.is_tensor(value) and value.numel() == 1 else value
+                ok = isinstance(number, int | float) and 0 <= number < math.inf
             else:
                 ok = torch.is_tensor(value) and value.shape == shapes[index]
             if not ok:

@@ -97,10 +97,12 @@ _UPPER: dict[str, int] = {
 
 def _range_text(name: str, check: str, expected: type) -> str:
     upper = _UPPER.get(name)
+    sign = "a positive " if check == "positive" else "an "
     if expected is int:
         low = _INT_LOW[check]
-        return f"an integer from {low} to {upper}" if upper else f"an integer of at least {low}"
-    return "a number greater than 0" if check == "positive" else "a number of 0 or more"
+        return (f"{sign}integer from {low} to {upper}" if upper
+                else f"{sign}integer of at least {low}")
+    return "a positive number (greater than 0)" if check == "positive" else "a number of 0 or more"
 
 
 def _validate(f: Field[Any], value: Any) -> None:

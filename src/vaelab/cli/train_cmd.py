@@ -50,8 +50,8 @@ def _check_names(config: Any) -> None:
     for flag, name, registry in (("--model", config.model, model_registry),
                                  ("--dataset", config.dataset, dataset_registry)):
         if name not in registry:
-            raise VaelabError(f"{flag} must be one of {', '.join(registry.names())}, "
-                              f"got {name!r}")
+            raise VaelabError(f"{flag}: unknown {registry.kind} {name!r}; choose one of "
+                              f"{', '.join(registry.names())}")
 
 
 def run(args: argparse.Namespace) -> int:
