@@ -18,6 +18,14 @@ Usage:
   python benchmarks/bench_sweep.py --dataset mnist --epochs 2
   python benchmarks/bench_sweep.py --device cuda --epochs 3  # CUDA: the step is a CUDA graph
   python benchmarks/bench_sweep.py --skip-sequential --epochs 5
+  python benchmarks/bench_sweep.py --drift-steps 300 --model mlp --z-dims 2,5
+
+``--drift-steps N`` measures instead how far N steps of rounding-level differences carry: each
+model trained alone with 2 threads, alone with 1 thread (a different summation order in the
+matrix products), and stacked, all on the same batches and noise; it prints the relative
+distance of the weights and the loss on 1,000 validation images. Any change of summation order
+makes long trajectories drift apart (Adam amplifies rounding on near-zero gradients), so
+stacked-vs-alone is to be read against alone-vs-alone.
 Data: --dataset mnist reads full MNIST from --data-dir or $VAELAB_DATA.
 """
 
@@ -58,6 +66,83 @@ def _timed(run: Any) -> tuple[float, float, list[FitResult]]:
     return time.perf_counter() - started, time.process_time() - cpu, results
 
 
+def _drift(args: argparse.Namespace) -> int:
+    from vaelab.batched_step import StackedStep
+    from vaelab.data import load_splits
+    from vaelab.models import create_model
+    from vaelab.pixels import to_float
+    from vaelab.stacked import StackedMLP
+
+    splits = load_splits(args.dataset, args.data_dir)
+    images = torch.from_numpy(splits.train_images)
+    val = to_float(torch.from_numpy(splits.val_images[:1000]))
+    steps, batch = args.drift_steps, args.batch_size
+    laps = -(-steps * batch // len(images))
+    order = torch.cat([torch.randperm(len(images), generator=torch.Generator().manual_seed(e))
+                       for e in range(laps)])
+
+    def fresh() -> list[tuple[Any, torch.Tensor]]:
+        built = []
+        for z in args.z_dims:
+            torch.manual_seed(args.seed)
+            model = create_model(name=args.model, z_dim=z)
+            built.append((model, torch.get_rng_state()))
+        return built
+
+    def alone(threads: int) -> list[Any]:
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        models = []
+        for model, rng in fresh():
+            torch.set_rng_state(rng)
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+            for step in range(steps):
+                x = to_float(images[order[step * batch:(step + 1) * batch]])
+                out = model(x)
+                optimizer.zero_grad(set_to_none=True)
+                out.loss.backward()
+                optimizer.step()
+            models.append(model)
+        torch.set_num_threads(before)
+        return models
+
+    def stacked() -> list[Any]:
+        built = fresh()
+        models = [m for m, _ in built]
+        net = StackedMLP(models, torch.device("cpu"))
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
+        net.load_optimizer_states(optimizer, [None] * len(models))
+        offset = torch.zeros((), dtype=torch.long)
+        step_fn = StackedStep(net, optimizer, images, order, offset, batch)
+        generators = []
+        for _, rng in built:
+            generators.append(torch.Generator())
+            generators[-1].set_state(rng)
+        for _ in range(steps):
+            step_fn(generators, [1.0] * len(models))
+        for index, model in enumerate(models):
+            net.copy_to(index, model)
+        return models
+
+    def distance(a: Any, b: Any) -> float:
+        return max(float((pa - pb).norm() / pa.norm())
+                   for pa, pb in zip(a.parameters(), b.parameters(), strict=True))
+
+    @torch.no_grad()
+    def val_loss(model: Any) -> float:
+        torch.manual_seed(0)
+        return float(model(val).loss)
+
+    two, one, many = alone(2), alone(1), stacked()
+    rows = [[z, f"{distance(a, b):.1e}", f"{distance(a, c):.1e}", val_loss(a), val_loss(b),
+             val_loss(c)]
+            for z, a, b, c in zip(args.z_dims, two, one, many, strict=True)]
+    print(f"\ndrift after {steps} steps, model {args.model}, batch {batch}, {args.dataset}")
+    print(format_table(rows, ["z_dim", "alone 2 vs 1 thread", "alone vs stacked",
+                              "val loss alone", "alone 1 thread", "stacked"]))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="mnist-sample", help="mnist-sample or mnist")
@@ -75,7 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-sequential", action="store_true",
                         help="time only the stacked sweep")
     parser.add_argument("--no-cuda-graph", action="store_true", help="run the CUDA step eagerly")
+    parser.add_argument("--drift-steps", type=int, default=0,
+                        help="measure rounding drift over this many steps instead of timing")
     args = parser.parse_args(argv)
+    if args.drift_steps:
+        return _drift(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

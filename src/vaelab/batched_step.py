@@ -46,13 +46,15 @@ class StackedStep:
         self.order, self.offset, self.batch = order, offset, batch
         self.binarize = BINARIZERS[binarize]
         self.grad_clip = grad_clip
+        self.use_graph = use_graph and device.type == "cuda"
+        # Graph replays must not depend on autocast's cache of cast weights.
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16,
-                                       enabled=precision == "bf16")
+                                       enabled=precision == "bf16",
+                                       cache_enabled=not self.use_graph)
         self.noise = [torch.zeros(batch, z, device=device) for z in stacked.z_dims]
         self.kl_weights = torch.zeros(len(stacked.z_dims), device=device)
         self._weights_set: tuple[float, ...] = ()
         self.positions = torch.arange(batch, device=device)
-        self.use_graph = use_graph and device.type == "cuda"
         self.graph: torch.cuda.CUDAGraph | None = None
         self.sums: torch.Tensor | None = None
 
