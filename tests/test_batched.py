@@ -79,23 +79,24 @@ def test_batched_sweep_matches_separate_fits(tiny_dataset: str, tiny_dataset_dir
 def test_interrupted_batch_resumes_stacked_or_alone(tiny_dataset: str, tiny_dataset_dir: Path,
                                                     tmp_path: Path) -> None:
     z_dims = (2, 5)
-    full = fit_many(_sweep(tiny_dataset, tiny_dataset_dir, tmp_path / "full", z_dims, model="mlp"),
+    kw: dict[str, Any] = dict(model="mlp", epochs=1)
+    full = fit_many(_sweep(tiny_dataset, tiny_dataset_dir, tmp_path / "full", z_dims, **kw),
                     pictures=False)
-    cut = _sweep(tiny_dataset, tiny_dataset_dir, tmp_path / "cut", z_dims, model="mlp")
+    cut = _sweep(tiny_dataset, tiny_dataset_dir, tmp_path / "cut", z_dims, **kw)
     calls = {"n": 0}
 
-    def stop_after_12() -> bool:
+    def stop_after_5() -> bool:
         calls["n"] += 1
-        return calls["n"] == 12  # 9 steps per epoch: stops at epoch 2, step 3
+        return calls["n"] == 5  # of the 9 steps of the epoch
 
     with pytest.raises(TrainingInterrupted, match="resume"):
-        fit_many(cut, stop_requested=stop_after_12, pictures=False)
+        fit_many(cut, stop_requested=stop_after_5, pictures=False)
     for config in cut:
         state = read_checkpoint(Path(config.out) / "last.safetensors").state
-        assert state is not None and (state.epoch, state.step, state.global_step) == (1, 3, 12)
+        assert state is not None and (state.epoch, state.step, state.global_step) == (0, 5, 5)
     # One run continued alone by fit, as `vaelab train --resume` does.
     shutil.copytree(cut[1].out, tmp_path / "alone")
-    alone = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "alone", z_dim=5, model="mlp"),
+    alone = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "alone", z_dim=5, **kw),
                 resume=True, pictures=False)
     resumed = fit_many(cut, resume=True, pictures=False)
     for a, b in zip(full, resumed, strict=True):

@@ -307,10 +307,20 @@ def fit_many(
     blockers = [_blocker(c) for c in configs]
     results: dict[int, FitResult] = {}
     cuda = [d.index or 0 for d in set(devices) if d.type == "cuda"]
+    data_cache: dict[tuple[Any, ...], dict[str, torch.Tensor]] = {}
+
+    def data_for(i: int) -> dict[str, torch.Tensor]:
+        c = configs[i]
+        key = (c.dataset, c.data_dir, c.val_size, devices[i])
+        if key not in data_cache:
+            data_cache[key] = _tensor_splits(c, devices[i])
+        return data_cache[key]
+
     with torch.random.fork_rng(devices=cuda), contextlib.ExitStack() as locks:
         runs: dict[int, _Run] = {}
         for i, (config, again, device) in enumerate(zip(configs, resumes, devices, strict=True)):
             if blockers[i] is None:
+                data_for(i)  # as in fit, data problems surface before anything is written
                 # As fit does: one training per run directory (fit takes its own lock).
                 locks.enter_context(RunLock(config.out))
                 runs[i] = _open_run(config, again, device)
@@ -319,14 +329,6 @@ def fit_many(
             position = (run.state.epoch, run.state.step, run.state.global_step, run.lr)
             groups.setdefault((*stack_key(run.config), devices[i], position), []).append(i)
         first_of = {members[0]: members for members in groups.values()}
-        data_cache: dict[tuple[Any, ...], dict[str, torch.Tensor]] = {}
-
-        def data_for(i: int) -> dict[str, torch.Tensor]:
-            c = configs[i]
-            key = (c.dataset, c.data_dir, c.val_size, devices[i])
-            if key not in data_cache:
-                data_cache[key] = _tensor_splits(c, devices[i])
-            return data_cache[key]
 
         for i, config in enumerate(configs):
             if blockers[i] is not None:
