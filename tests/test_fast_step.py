@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 import torch
@@ -142,3 +143,21 @@ def test_cuda_graph_step_matches_eager_on_gpu(precision: str) -> None:
     # so the two runs are compared as trainings, not bit for bit.
     assert results[1][0] == pytest.approx(results[0][0], rel=0.02)
     assert sorted(step._graphs) == [40, 96]
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+@pytest.mark.skipif(not os.environ.get("VAELAB_SLOW_TESTS"),
+                    reason="compiling takes about a minute on a small CPU; set VAELAB_SLOW_TESTS=1")
+def test_compiled_step_matches_eager() -> None:
+    images, labels = _data(100)
+    sums = []
+    for compile in (False, True):
+        config = TrainConfig(z_dim=3, batch_size=32, device="cpu", compile=compile)
+        model, optimizer = _setup(config)
+        step = TrainStep(model, optimizer, config, images, labels)
+        torch.manual_seed(0)
+        result, _ = train_epoch(model, optimizer, images, labels, config, 0, train_step=step)
+        sums.append(result)
+    # Inductor's fused loops round differently; the noise and data order are the same.
+    torch.testing.assert_close(sums[1], sums[0], rtol=1e-4, atol=1e-3)

@@ -100,7 +100,10 @@ class TrainStep:
         self.forward: Callable[..., Any] = self._forward
         if config.compile and shard is None:
             # dynamic=False: one specialisation for the full batch and one for the last batch.
-            self.forward = torch.compile(self._forward, dynamic=False)
+            # fallback_random: draw noise with PyTorch's own generator, as eager does, so a
+            # compiled run reproduces and resumes exactly like an eager one.
+            self.forward = torch.compile(self._forward, dynamic=False,
+                                         options={"fallback_random": True})
         self._buffers: dict[int, _Buffers] = {}
         self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
         self._eager_steps: dict[int, int] = {}
