@@ -234,3 +234,50 @@ def test_cuda_graph_step_matches_eager_step() -> None:
     graph = _step_runs(True, device, steps=6)
     for a, b in zip(eager, graph, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_stacked_training_equals_alone_in_float64() -> None:
+    """In float64 rounding is negligible, so the stacked path must equal fit's math exactly."""
+    z_dims, batch, steps = (2, 5), 16, 25
+    images = torch.rand(batch * steps, 1, 28, 28, dtype=torch.float64)
+    with torch.random.fork_rng(devices=[]):
+        torch.set_default_dtype(torch.float64)
+        try:
+            built = []
+            for z in z_dims:
+                torch.manual_seed(7)
+                built.append((create_model(name="mlp", z_dim=z), torch.get_rng_state()))
+            alone = []
+            for model, rng in built:
+                torch.set_rng_state(rng)
+                optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=False)
+                for s in range(steps):
+                    out = model(images[s * batch:(s + 1) * batch])
+                    optimizer.zero_grad(set_to_none=True)
+                    out.loss.backward()
+                    optimizer.step()
+                alone.append([p.detach().clone() for p in model.parameters()])
+            built = []
+            for z in z_dims:
+                torch.manual_seed(7)
+                built.append((create_model(name="mlp", z_dim=z), torch.get_rng_state()))
+            stacked = StackedMLP([m for m, _ in built], torch.device("cpu"))
+            optimizer = torch.optim.Adam(stacked.parameters(), lr=1e-3, foreach=False)
+            stacked.load_optimizer_states(optimizer, [None, None])
+            generators = [torch.Generator() for _ in built]
+            for generator, (_, rng) in zip(generators, built, strict=True):
+                generator.set_state(rng)
+            for s in range(steps):
+                eps = torch.zeros(len(z_dims), batch, max(z_dims))
+                for k, (generator, z) in enumerate(zip(generators, z_dims, strict=True)):
+                    eps[k, :, :z] = torch.randn((batch, z), generator=generator)
+                terms = stacked.terms(images[s * batch:(s + 1) * batch], eps, torch.ones(2))
+                optimizer.zero_grad(set_to_none=True)
+                terms.total.backward()
+                optimizer.step()
+            for k, (model, _) in enumerate(built):
+                stacked.copy_to(k, model)
+                for pa, pb in zip(alone[k], model.parameters(), strict=True):
+                    torch.testing.assert_close(pb.detach(), pa, rtol=1e-10, atol=1e-12)
+        finally:
+            torch.set_default_dtype(torch.float32)
