@@ -20,6 +20,11 @@ Usage:
   python benchmarks/bench_sweep.py --skip-sequential --epochs 5
   python benchmarks/bench_sweep.py --drift-steps 300 --model mlp --z-dims 2,5
 
+``--steps N`` times only the training step (no evaluation, checkpoints or data loading): N
+stacked steps against N steps of each model alone (fit's eager step), alternating in rounds,
+with the CPU seconds of this process beside the wall clock; from it the epoch and the default
+study on full MNIST (55,000 training images) are extrapolated.
+
 ``--drift-steps N`` measures instead how far N steps of rounding-level differences carry: each
 model trained alone with 2 threads, alone with 1 thread (a different summation order in the
 matrix products), and stacked, all on the same batches and noise; it prints the relative
@@ -64,6 +69,63 @@ def _timed(run: Any) -> tuple[float, float, list[FitResult]]:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     return time.perf_counter() - started, time.process_time() - cpu, results
+
+
+def _step_timing(args: argparse.Namespace) -> int:
+    from vaelab.batched_step import StackedStep
+    from vaelab.data import load_splits
+    from vaelab.models import create_model
+    from vaelab.pixels import to_float
+    from vaelab.stacked import StackedMLP
+
+    device = resolve_device(args.device)
+    images = torch.from_numpy(load_splits(args.dataset, args.data_dir).train_images).to(device)
+    batch, steps = args.batch_size, args.steps
+    models = [create_model(name=args.model, z_dim=z).to(device) for z in args.z_dims]
+    optimizers = [torch.optim.Adam(m.parameters(), lr=1e-3, fused=True) for m in models]
+    net = StackedMLP(models, device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
+    net.load_optimizer_states(optimizer, [None] * len(models))
+    order = torch.randperm(len(images), device=device)
+    offset = torch.zeros((), dtype=torch.long, device=device)
+    step_fn = StackedStep(net, optimizer, images, order, offset, batch)
+    generators = [torch.Generator(device=device).manual_seed(i) for i in range(len(models))]
+
+    def stacked() -> None:
+        for _ in range(steps):
+            if int(offset) + batch > len(images):
+                offset.zero_()
+            step_fn(generators, [1.0] * len(models))
+
+    def alone() -> None:
+        for model, opt in zip(models, optimizers, strict=True):
+            for s in range(steps):
+                start = (s * batch) % (len(images) - batch)
+                out = model(to_float(images[order[start:start + batch]]))
+                opt.zero_grad(set_to_none=True)
+                out.loss.backward()
+                opt.step()
+
+    totals = {"stacked": [0.0, 0.0], "alone": [0.0, 0.0]}
+    for _ in range(args.rounds):
+        for label, run in (("stacked", stacked), ("alone", alone)):
+            wall, cpu = time.perf_counter(), time.process_time()
+            run()
+            totals[label][0] += time.perf_counter() - wall
+            totals[label][1] += time.process_time() - cpu
+    per_epoch = -(-55_000 // batch)  # steps per epoch of full MNIST (5,000 held out)
+    rows = []
+    for label, (wall, cpu) in totals.items():
+        ms = 1000 * wall / (steps * args.rounds)
+        rows.append([label, f"{ms:.1f}", f"{1000 * cpu / (steps * args.rounds):.1f}",
+                     f"{ms * per_epoch / 1000:.1f}", f"{ms * per_epoch * STUDY_EPOCHS / 60e3:.0f}"])
+    print(f"\ntraining step only, {len(models)} models {args.model} z_dim {args.z_dims}, "
+          f"batch {batch}, {steps} steps x {args.rounds} rounds, {torch.get_num_threads()} threads")
+    print(format_table(rows, ["path", "wall ms / step (all models)", "CPU ms / step",
+                              "s / epoch (full MNIST)", f"min / {STUDY_EPOCHS} epochs"]))
+    print(f"speed-up of the stacked step: {totals['alone'][0] / totals['stacked'][0]:.2f}x; "
+          f"load average (1 min): {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    return 0
 
 
 def _drift(args: argparse.Namespace) -> int:
@@ -125,7 +187,7 @@ def _drift(args: argparse.Namespace) -> int:
         return models
 
     def distance(a: Any, b: Any) -> float:
-        return max(float((pa - pb).norm() / pa.norm())
+        return max(float((pa - pb).detach().norm() / pa.detach().norm())
                    for pa, pb in zip(a.parameters(), b.parameters(), strict=True))
 
     @torch.no_grad()
@@ -162,11 +224,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cuda-graph", action="store_true", help="run the CUDA step eagerly")
     parser.add_argument("--drift-steps", type=int, default=0,
                         help="measure rounding drift over this many steps instead of timing")
+    parser.add_argument("--steps", type=int, default=0,
+                        help="time only this many training steps per round instead")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --steps")
     args = parser.parse_args(argv)
-    if args.drift_steps:
-        return _drift(args)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.drift_steps:
+        return _drift(args)
+    if args.steps:
+        return _step_timing(args)
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else (
         f"CPU, {torch.get_num_threads()} threads")
