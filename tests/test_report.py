@@ -115,6 +115,8 @@ def test_conclusions_follow_the_numbers() -> None:
     assert "leaves 11 unit(s) unused" in text
     assert "1 on [-3.00, -0.40], 7 on [-0.40, 0.75], 8 on [0.75, 3.00]" in text
     assert "decodes to 5 of 10 digits" in text
+    assert "most confident about the samples of z_dim=20 (mean probability 0.920) and least " \
+        "about those of z_dim=1 (0.901)" in text
     assert "this shorter run" not in text  # 100 epochs on mnist: the study's own setting
 
     changed = copy.deepcopy(results)

@@ -217,7 +217,8 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Cla
     except (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise VaelabError(f"{path} is not a readable vaelab classifier ({exc}); delete it so "
                           "that `vaelab study` trains a new one") from None
-    model.to(device).eval()
+    # The layout it was trained in, so a loaded classifier computes exactly what it did.
+    model.to(device, memory_format=torch.channels_last).eval()
     return Classifier(model, info)
 
 

@@ -98,10 +98,11 @@ def conclusions(results: dict[str, Any]) -> list[str]:
     conf = {z: run[z]["prior_confidence"] for z in z_dims}
     seen = {z: run[z]["prior_digits_seen"] for z in z_dims}
     sure = max(conf, key=lambda z: conf[z])
+    unsure = min(conf, key=lambda z: conf[z])
     n = config["prior_samples"]
     out.append(f"Scored by the classifier, {n:,} prior samples per model cover "
                + ", ".join(f"{seen[z]} digits at z_dim={z}" for z in z_dims)
                + f"; the classifier is most confident about the samples of z_dim={sure} "
-               f"(mean probability {conf[sure]:.3f}, against {conf[small]:.3f} at "
-               f"z_dim={small}).")
+               f"(mean probability {conf[sure]:.3f}) and least about those of "
+               f"z_dim={unsure} ({conf[unsure]:.3f}).")
     return out

@@ -77,7 +77,9 @@ def plot_recon_error(path: str | os.PathLike[str], z_dims: Sequence[int],
     for ax, (name, values) in zip(np.atleast_1d(axes), measures.items(), strict=True):
         ax.plot(z_dims, values, "o-", color="C0")
         at = elbows[name]
-        ax.axvline(at, color="C3", linestyle="--", label=f"elbow: z_dim = {at}")
+        still = len(z_dims) > 1 and at == max(z_dims)  # the rule found no elbow in the sweep
+        ax.axvline(at, color="C3", linestyle="--",
+                   label=f"still improving at z_dim = {at}" if still else f"elbow: z_dim = {at}")
         ax.plot([at], [values[list(z_dims).index(at)]], "o", color="C3", markersize=10,
                 fillstyle="none")
         ax.set_xscale("log")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,7 @@ import torch
 
 from vaelab.device import resolve_device
 from vaelab.errors import VaelabError
-from vaelab.fsutil import atomic_write_json, atomic_write_text
+from vaelab.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text
 from vaelab.study.analysis import FIGURES_DIR, analyze
 from vaelab.study.classifier import (
     Classifier,
@@ -67,7 +66,8 @@ def prepare_classifier(config: StudyConfig, device: torch.device,
            f"({path})")
     study_dir = Path(config.out)
     for suffix in (".safetensors", ".json"):
-        shutil.copyfile(path.with_suffix(suffix), (study_dir / CLASSIFIER_FILE).with_suffix(suffix))
+        atomic_write_bytes((study_dir / CLASSIFIER_FILE).with_suffix(suffix),
+                           path.with_suffix(suffix).read_bytes())
     return classifier
 
 
