@@ -16,15 +16,32 @@ from typing import Any, Protocol
 
 import torch
 
-from vaelab.checkpoint import BEST, CONFIG, LAST, TrainState, build_model, read_checkpoint, save_checkpoint
+from vaelab import distributed
+from vaelab.checkpoint import (
+    BEST,
+    CONFIG,
+    LAST,
+    TrainState,
+    build_model,
+    checkpoint_bytes,
+    read_checkpoint,
+    save_checkpoint,
+)
 from vaelab.config import TrainConfig
 from vaelab.data import load_splits
 from vaelab.device import resolve_device
 from vaelab.errors import VaelabError
-from vaelab.fsutil import atomic_write_json, atomic_write_text
+from vaelab.fast_step import TrainStep
+from vaelab.fsutil import (
+    atomic_write_json,
+    atomic_write_text,
+    ensure_free_space,
+    remove_stale_temps,
+)
 from vaelab.losses import pixel_mse
 from vaelab.models import VAE, create_model
-from vaelab.pixels import BINARIZERS, binarize_once, to_float
+from vaelab.pixels import binarize_once
+from vaelab.runlock import RunLock
 
 __all__ = ["FitResult", "Progress", "epoch_permutation", "evaluate", "fit", "train_epoch"]
 
@@ -75,35 +92,24 @@ def train_epoch(
     start_step: int = 0,
     running: torch.Tensor | None = None,
     on_step: Callable[[int, torch.Tensor], bool] | None = None,
+    train_step: TrainStep | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Run the steps of one epoch from ``start_step``; returns sums (loss, recon, kl) and steps done.
 
     ``on_step(step, sums)`` is called after every step; it returns True to stop early.
+    ``train_step`` (see ``vaelab.fast_step``) is built once per run and reused across epochs.
     """
     device = images.device
     n = len(images)
     steps = math.ceil(n / config.batch_size)
     order = epoch_permutation(n, config.seed, epoch, device)
     sums = running if running is not None else _accumulator(device)
-    binarize = BINARIZERS[config.binarize]
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+    if train_step is None:
+        train_step = TrainStep(model, optimizer, config, images, labels)
     model.train()
     for step in range(start_step, steps):
         index = order[step * config.batch_size:(step + 1) * config.batch_size]
-        x = to_float(images[index])
-        if binarize is not None:
-            x = binarize(x)
-        y = labels[index] if model.conditional else None
-        with autocast:
-            out = model(x, y, beta=kl_weight(config, epoch, step, steps))
-        optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        if config.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        with torch.no_grad():
-            batch_sums = torch.stack([out.loss * len(x), out.recon_nll.sum(), out.kl.sum()])
-            sums += batch_sums.detach().to(sums.dtype)
+        train_step(index, kl_weight(config, epoch, step, steps), sums)
         if on_step is not None and on_step(step + 1, sums):
             return sums, step + 1
     return sums, steps
@@ -195,7 +201,47 @@ def fit(
     stop_requested: Callable[[], bool] | None = None,
     pictures: bool = True,
 ) -> FitResult:
-    """Train per ``config`` in ``config.out``, resuming from its last checkpoint when asked."""
+    """Train per ``config`` in ``config.out``, resuming from its last checkpoint when asked.
+
+    The run directory is locked for the whole run, so a second process pointed at it is
+    refused; temp files a killed writer left there are removed first.
+    """
+    if distributed.launched():  # started by torchrun: one rank of a data-parallel run
+        return distributed.fit_distributed(_fit_locked, config, resume, progress, stop_requested,
+                                           pictures)
+    return _fit_locked(config, resume, progress, stop_requested, pictures)
+
+
+def _fit_locked(
+    config: TrainConfig,
+    resume: bool,
+    progress: Progress | None,
+    stop_requested: Callable[[], bool] | None,
+    pictures: bool,
+) -> FitResult:
+    with RunLock(config.out) as lock:
+        remove_stale_temps(lock.run_dir)
+        return _fit(config, resume, progress, stop_requested, pictures)
+
+
+def _nan_error(run_dir: Path, config: TrainConfig, epoch: int, step: int,
+               exact: bool) -> VaelabError:
+    kept = (f"the last good checkpoint is kept in {run_dir / LAST}"
+            if (run_dir / LAST).is_file() else "no checkpoint had been written yet")
+    where = (f"at epoch {epoch + 1}, step {step}" if exact
+             else f"in epoch {epoch + 1} by step {step}")
+    return VaelabError(
+        f"the training loss became NaN or infinite {where}; {kept}; train again with a lower "
+        f"--lr (now {config.lr:g}) or with gradient clipping, e.g. --grad-clip 10")
+
+
+def _fit(
+    config: TrainConfig,
+    resume: bool,
+    progress: Progress | None,
+    stop_requested: Callable[[], bool] | None,
+    pictures: bool,
+) -> FitResult:
     run_dir = Path(config.out)
     if (run_dir / LAST).exists() and not resume:
         raise VaelabError(f"{run_dir} already holds a run; continue it with `vaelab train --resume "
@@ -208,6 +254,7 @@ def fit(
     # Data problems surface before anything is written to the run directory.
     data = _tensor_splits(config, device)
     _prepare_run_dir(run_dir)
+    ensure_free_space(run_dir, checkpoint_bytes(model, resume), "writing the checkpoints")
     if resume:
         ckpt = read_checkpoint(run_dir / LAST)
         if ckpt.state is None or ckpt.optimizer_state is None:
@@ -222,9 +269,13 @@ def fit(
     atomic_write_json(run_dir / CONFIG, config.to_dict())
     n_train = len(data["train_images"])
     steps = math.ceil(n_train / config.batch_size)
+    train_step = TrainStep(model, optimizer, config, data["train_images"], data["train_labels"],
+                           shard=distributed.current_shard())
     _write_metrics(run_dir, state.history)
 
     def checkpoint_now() -> None:
+        if not all(math.isfinite(v) for v in state.running.values()):  # never save a NaN
+            raise _nan_error(run_dir, config, state.epoch, state.step, exact=False)
         save_checkpoint(run_dir / LAST, model, config, state, optimizer)
 
     while state.epoch < config.epochs:
@@ -241,6 +292,11 @@ def fit(
         def on_step(step: int, sums: torch.Tensor) -> bool:
             nonlocal stopped
             state.step, state.global_step = step, state.global_step + 1
+            # Reading the sums syncs an accelerator, so there they are checked every 50 steps
+            # (and before every checkpoint); on the CPU every step, to name the exact step.
+            if (device.type == "cpu" or state.global_step % 50 == 0) and not bool(
+                    torch.isfinite(sums).all()):
+                raise _nan_error(run_dir, config, state.epoch, step, exact=device.type == "cpu")
             if progress:
                 # The running mean costs a device sync, so it is read every 25 steps only.
                 seen = min(step * config.batch_size, n_train)
@@ -254,7 +310,8 @@ def fit(
             return stopped
 
         sums, _ = train_epoch(model, optimizer, data["train_images"], data["train_labels"], config,
-                              epoch, start_step=state.step, running=running, on_step=on_step)
+                              epoch, start_step=state.step, running=running, on_step=on_step,
+                              train_step=train_step)
         if stopped:
             checkpoint_now()
             raise TrainingInterrupted(
@@ -262,9 +319,7 @@ def fit(
                 f"`vaelab train --resume {run_dir}`")
         total = sums.tolist()
         if not all(math.isfinite(v) for v in total):
-            raise VaelabError(
-                f"the training loss became NaN or infinite in epoch {epoch + 1}; the last good "
-                f"checkpoint is kept in {run_dir / LAST}; try a lower --lr or --grad-clip 10")
+            raise _nan_error(run_dir, config, epoch, state.step, exact=False)
         record: dict[str, Any] = {"epoch": epoch + 1}
         record.update({f"train_{k}": total[i] / n_train for i, k in enumerate(_TERMS)})
         if len(data["val_images"]):
