@@ -248,8 +248,8 @@ def _train_group(
                 save_checkpoint(run.run_dir / BEST, run.model, run.config, state)
             _save_last(run, stacked, optimizer, index)
             _write_metrics(run.run_dir, state.history)
-            if progress:
-                progress.epoch_end(record)
+            if progress:  # the z_dim tells the stacked models' lines apart
+                progress.epoch_end({**record, "z_dim": run.config.z_dim})
 
 
 def _check_finite(runs: list[_Run], sums: torch.Tensor, epoch: int, step: int) -> None:

@@ -64,7 +64,8 @@ class BarProgress:
         if self._bar is not None:
             self._bar.close()
         val = f"  val {record['val_loss']:.2f}" if "val_loss" in record else ""
-        print(f"epoch {record['epoch']:>3}  train {record['train_loss']:.2f}{val}  "
+        model = f"z_dim {record['z_dim']:>3}  " if "z_dim" in record else ""
+        print(f"{model}epoch {record['epoch']:>3}  train {record['train_loss']:.2f}{val}  "
               f"recon {record.get('val_recon', record['train_recon']):.2f}  "
               f"kl {record.get('val_kl', record['train_kl']):.2f}  "
               f"{record['seconds']:.1f}s", file=sys.stderr)

@@ -2,10 +2,9 @@
 
 ``train_sweep`` is the one place that trains. It finds which runs are finished, which were
 interrupted and which are new, and hands the unfinished ones to its ``trainer``: by default
-``fit_each``, a plain loop over ``vaelab.train.fit``. A trainer with the same signature that
-fits several configs at once and writes the same run directories
-(``trainer(configs, resume, progress, stop_requested) -> list[FitResult]``) replaces it with
-one argument.
+``fit_stacked``, which trains them all at once as one stacked model
+(``vaelab.batched.fit_many``, the same updates each would get alone); ``fit_each`` is the
+plain loop over ``vaelab.train.fit``. Both write the same run directories.
 """
 
 from __future__ import annotations
@@ -22,7 +21,9 @@ from vaelab.checkpoint import CONFIG, LAST, read_checkpoint
 from vaelab.config import TrainConfig
 from vaelab.errors import VaelabError
 
-__all__ = ["SweepProgress", "SweepRun", "Trainer", "fit_each", "run_status", "train_sweep"]
+__all__ = [
+    "SweepProgress", "SweepRun", "Trainer", "fit_each", "fit_stacked", "run_status", "train_sweep",
+]
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +112,32 @@ def fit_each(
     return results
 
 
+def fit_stacked(
+    configs: Sequence[TrainConfig],
+    resume: Sequence[bool],
+    progress: Any = None,
+    stop_requested: Callable[[], bool] | None = None,
+) -> list[Any]:
+    """Train all configs at once with ``vaelab.batched.fit_many`` (one stacked model)."""
+    from vaelab.batched import fit_many
+
+    if isinstance(progress, SweepProgress):
+        for index, (config, again) in enumerate(zip(configs, resume, strict=True)):
+            progress.run_start(config, index, len(configs), "resumed" if again else "new")
+    started = time.perf_counter()
+    results = fit_many(configs, resume=list(resume), progress=progress,
+                       stop_requested=stop_requested)
+    if isinstance(progress, SweepProgress):
+        for config in configs:
+            progress.run_end(config, time.perf_counter() - started)
+    return results
+
+
 def train_sweep(
     configs: Sequence[TrainConfig],
     progress: SweepProgress | None = None,
     stop_requested: Callable[[], bool] | None = None,
-    trainer: Trainer = fit_each,
+    trainer: Trainer = fit_stacked,
 ) -> list[SweepRun]:
     """Bring every run of the sweep to its epoch count; finished runs are not touched."""
     statuses = [run_status(c) for c in configs]
