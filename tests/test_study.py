@@ -278,3 +278,19 @@ def test_bad_flags_and_missing_study_are_one_line_errors(tmp_path: Path,
     with pytest.raises(SystemExit) as exit_info:
         main(["study", "--z-dims", "one"])
     assert exit_info.value.code == 2
+
+
+def test_classifier_cache_falls_back_when_the_data_root_is_read_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from vaelab.study.run import default_classifier_dir
+
+    root = tmp_path / "shared"
+    root.mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    config = StudyConfig(out=str(tmp_path / "s"), data_dir=str(root))
+    assert default_classifier_dir(config) == root / "classifiers"
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # as for a read-only share
+    home_cache = tmp_path / "home" / ".cache" / "vaelab" / "classifiers"
+    assert default_classifier_dir(config) == home_cache

@@ -42,12 +42,21 @@ class ReportPaths:
 
 
 def default_classifier_dir(config: StudyConfig) -> Path:
-    """``--classifier-dir``, else ``<data root>/classifiers``."""
+    """``--classifier-dir``, else ``<data root>/classifiers``, else ``~/.cache/vaelab/classifiers``.
+
+    The last is for a read-only data root (a shared or system dataset folder).
+    """
     if config.classifier_dir:
         return Path(config.classifier_dir)
+    import os
+
     from vaelab.data.datasets import default_data_root
 
-    return default_data_root(config.data_dir) / "classifiers"
+    root = default_data_root(config.data_dir)
+    cache = root / "classifiers"
+    if cache.is_dir() or (root.is_dir() and os.access(root, os.W_OK)):
+        return cache
+    return Path.home() / ".cache" / "vaelab" / "classifiers"
 
 
 def prepare_classifier(config: StudyConfig, device: torch.device,
