@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -74,9 +75,11 @@ def _train(args: argparse.Namespace, stop: StopOnSignal) -> int:
     banner = (f"training {config.model} (z_dim={config.z_dim}) on {config.dataset} for "
               f"{config.epochs} epochs -> {config.out}")
     resume_hint = f"vaelab train --resume {config.out}"
+    # Under torchrun only rank 0 reports; the other ranks train silently.
+    speaks = os.environ.get("RANK", "0") == "0"
     try:
-        result = fit(config, resume=bool(args.resume), progress=BarProgress(banner),
-                     stop_requested=stop)
+        result = fit(config, resume=bool(args.resume),
+                     progress=BarProgress(banner) if speaks else None, stop_requested=stop)
     except TrainingInterrupted as exc:
         print(f"\nvaelab: {stop.name or 'interrupted'}: {exc}", file=sys.stderr)
         return stop.exit_code
@@ -85,6 +88,8 @@ def _train(args: argparse.Namespace, stop: StopOnSignal) -> int:
         print("\nvaelab: aborted; " + (f"the last complete checkpoint is intact; to continue: "
               f"{resume_hint}" if saved else "no checkpoint had been written"), file=sys.stderr)
         return stop.exit_code
+    if not speaks:
+        return 0
     rows = [[r["epoch"], r["train_loss"], r.get("val_loss", float("nan")),
              r.get("val_recon", r["train_recon"]), r.get("val_kl", r["train_kl"]), r["seconds"]]
             for r in result.history]
