@@ -11,7 +11,7 @@ import math
 import tomllib
 import types
 import typing
-from dataclasses import MISSING, Field, asdict, dataclass, field, fields
+from dataclasses import Field, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -40,21 +40,41 @@ class TrainConfig:
     z_dim: int = _opt(20, "number of latent units", "positive")
     beta: float = _opt(1.0, "weight of the KL term (1 = the ELBO; >1 a beta-VAE)", "non-negative")
     dataset: str = _opt("mnist-sample", "dataset name (see `vaelab data list`)")
-    data_dir: str | None = _opt(None, "folder holding <dataset>/ files (default $VAELAB_DATA or ~/.cache/vaelab)")
-    val_size: int | None = _opt(None, "validation images carved from the training set (default 5000 or 10%)", "non-negative")
+    data_dir: str | None = _opt(
+        None, "folder holding <dataset>/ files (default $VAELAB_DATA or ~/.cache/vaelab)"
+    )
+    val_size: int | None = _opt(
+        None, "validation images carved from the training set (default 5000 or 10%)", "non-negative"
+    )
     epochs: int = _opt(10, "passes over the training set", "positive")
     batch_size: int = _opt(128, "images per optimisation step", "positive")
     lr: float = _opt(1e-3, "Adam learning rate", "positive")
     seed: int = _opt(1, "seed for initialisation, shuffling and sampling", "non-negative")
-    device: str = _opt("auto", "cpu, cuda, mps or auto (cuda, then mps, then cpu)", choices=("auto", "cpu", "cuda", "mps"))
+    device: str = _opt(
+        "auto",
+        "cpu, cuda, mps or auto (cuda, then mps, then cpu)",
+        choices=("auto", "cpu", "cuda", "mps"),
+    )
     out: str = _opt("runs/latest", "run directory for checkpoints, metrics and pictures")
     grad_clip: float | None = _opt(None, "clip the gradient norm to this value", "positive")
-    kl_warmup: int = _opt(0, "epochs over which the KL weight rises linearly from 0 to beta", "non-negative")
-    binarize: str = _opt("none", "pixel binarisation: none, dynamic (resampled each batch) or static (> 0.5)", choices=("none", "dynamic", "static"))
-    iw_samples: int = _opt(1, "importance samples per input in the training objective (iwae)", "positive")
-    precision: str = _opt("fp32", "fp32, or bf16 autocast for matrix products", choices=("fp32", "bf16"))
+    kl_warmup: int = _opt(
+        0, "epochs over which the KL weight rises linearly from 0 to beta", "non-negative"
+    )
+    binarize: str = _opt(
+        "none",
+        "pixel binarisation: none, dynamic (resampled each batch) or static (> 0.5)",
+        choices=("none", "dynamic", "static"),
+    )
+    iw_samples: int = _opt(
+        1, "importance samples per input in the training objective (iwae)", "positive"
+    )
+    precision: str = _opt(
+        "fp32", "fp32, or bf16 autocast for matrix products", choices=("fp32", "bf16")
+    )
     compile: bool = _opt(False, "torch.compile the training step (pays off for long runs)")
-    checkpoint_every: int = _opt(0, "also write the resumable checkpoint every N steps (0: once per epoch)", "non-negative")
+    checkpoint_every: int = _opt(
+        0, "also write the resumable checkpoint every N steps (0: once per epoch)", "non-negative"
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -67,14 +87,18 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
         unknown = sorted(set(data) - set(cls.__dataclass_fields__))
         if unknown:
-            raise VaelabError(f"{source}: unknown setting(s) {', '.join(unknown)}; see `vaelab train --help`")
+            raise VaelabError(
+                f"{source}: unknown setting(s) {', '.join(unknown)}; see `vaelab train --help`"
+            )
         return cls(**data)
 
     def model_config(self) -> Any:
         """The ModelConfig this run builds (imports torch-free config class lazily)."""
         from vaelab.models.base import ModelConfig
 
-        return ModelConfig(name=self.model, z_dim=self.z_dim, beta=self.beta, iw_samples=self.iw_samples)
+        return ModelConfig(
+            name=self.model, z_dim=self.z_dim, beta=self.beta, iw_samples=self.iw_samples
+        )
 
 
 def _flag(name: str) -> str:
@@ -89,8 +113,13 @@ _CHECKS: dict[str, tuple[Any, str]] = {
 # accepted range, rather than deep inside torch (a seed above 2**63 overflows its generator).
 _INT_LOW = {"positive": 1, "non-negative": 0}
 _UPPER: dict[str, int] = {
-    "z_dim": 4096, "seed": 2**32 - 1, "batch_size": 1_000_000, "epochs": 1_000_000,
-    "iw_samples": 10_000, "val_size": 10_000_000, "kl_warmup": 1_000_000,
+    "z_dim": 4096,
+    "seed": 2**32 - 1,
+    "batch_size": 1_000_000,
+    "epochs": 1_000_000,
+    "iw_samples": 10_000,
+    "val_size": 10_000_000,
+    "kl_warmup": 1_000_000,
     "checkpoint_every": 10**9,
 }
 
@@ -100,8 +129,9 @@ def _range_text(name: str, check: str, expected: type) -> str:
     sign = "a positive " if check == "positive" else "an "
     if expected is int:
         low = _INT_LOW[check]
-        return (f"{sign}integer from {low} to {upper}" if upper
-                else f"{sign}integer of at least {low}")
+        return (
+            f"{sign}integer from {low} to {upper}" if upper else f"{sign}integer of at least {low}"
+        )
     return "a positive number (greater than 0)" if check == "positive" else "a number of 0 or more"
 
 
@@ -163,16 +193,35 @@ def add_config_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ..
         kind = _base_type(f)
         help_text = f"{f.metadata['help']} (default: {f.default})"
         if kind is bool:
-            parser.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction,
-                                default=argparse.SUPPRESS, help=help_text)
+            parser.add_argument(
+                _flag(f.name),
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=help_text,
+            )
         else:
-            parser.add_argument(_flag(f.name), type=_parser_for(kind, f.name), default=argparse.SUPPRESS,
-                                metavar=f.name.upper(), help=help_text)
-    parser.add_argument("--preset", choices=sorted(PRESETS), default=argparse.SUPPRESS,
-                        help="start from a named configuration: " + "; ".join(
-                            f"{k}: {', '.join(f'{a}={b}' for a, b in v.items())}" for k, v in PRESETS.items()))
-    parser.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE.toml",
-                        help="read settings from a TOML file; flags override it")
+            parser.add_argument(
+                _flag(f.name),
+                type=_parser_for(kind, f.name),
+                default=argparse.SUPPRESS,
+                metavar=f.name.upper(),
+                help=help_text,
+            )
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=argparse.SUPPRESS,
+        help="start from a named configuration: "
+        + "; ".join(
+            f"{k}: {', '.join(f'{a}={b}' for a, b in v.items())}" for k, v in PRESETS.items()
+        ),
+    )
+    parser.add_argument(
+        "--config",
+        default=argparse.SUPPRESS,
+        metavar="FILE.toml",
+        help="read settings from a TOML file; flags override it",
+    )
 
 
 def _parser_for(kind: type, name: str) -> Any:
@@ -181,7 +230,8 @@ def _parser_for(kind: type, name: str) -> Any:
             return kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"{_flag(name)} expects {kind.__name__}, got {text!r}") from None
+                f"{_flag(name)} expects {kind.__name__}, got {text!r}"
+            ) from None
 
     parse.__name__ = kind.__name__
     return parse
@@ -209,4 +259,3 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     names = set(TrainConfig.__dataclass_fields__)
     flags = {k: v for k, v in values.items() if k in names}
     return resolve_config(flags, values.get("preset"), values.get("config"))
-

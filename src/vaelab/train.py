@@ -59,7 +59,7 @@ class Progress(Protocol):
     def epoch_end(self, record: dict[str, Any]) -> None: ...
 
 
-class TrainingInterrupted(VaelabError):  # noqa: N818  (a user-facing stop, not a bug)
+class TrainingInterrupted(VaelabError):
     """Raised when a stop was requested; the resumable checkpoint has been written."""
 
 
@@ -79,7 +79,9 @@ def kl_weight(config: TrainConfig, epoch: int, step: int, steps: int) -> float:
 
 def _accumulator(device: torch.device) -> torch.Tensor:
     # float64 keeps epoch sums exact enough; MPS has no float64.
-    return torch.zeros(3, dtype=torch.float32 if device.type == "mps" else torch.float64, device=device)
+    return torch.zeros(
+        3, dtype=torch.float32 if device.type == "mps" else torch.float64, device=device
+    )
 
 
 def train_epoch(
@@ -94,7 +96,7 @@ def train_epoch(
     on_step: Callable[[int, torch.Tensor], bool] | None = None,
     train_step: TrainStep | None = None,
 ) -> tuple[torch.Tensor, int]:
-    """Run the steps of one epoch from ``start_step``; returns sums (loss, recon, kl) and steps done.
+    """Run one epoch's steps from ``start_step``; returns sums (loss, recon, kl) and steps done.
 
     ``on_step(step, sums)`` is called after every step; it returns True to stop early.
     ``train_step`` (see ``vaelab.fast_step``) is built once per run and reused across epochs.
@@ -108,7 +110,7 @@ def train_epoch(
         train_step = TrainStep(model, optimizer, config, images, labels)
     model.train()
     for step in range(start_step, steps):
-        index = order[step * config.batch_size:(step + 1) * config.batch_size]
+        index = order[step * config.batch_size : (step + 1) * config.batch_size]
         train_step(index, kl_weight(config, epoch, step, steps), sums)
         if on_step is not None and on_step(step + 1, sums):
             return sums, step + 1
@@ -138,20 +140,37 @@ def evaluate(
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         for start in range(0, len(images), batch_size):
-            x = binarize_once(images[start:start + batch_size], binarize, seed=start + 1)
-            y = labels[start:start + batch_size] if (labels is not None and model.conditional) else None
+            x = binarize_once(images[start : start + batch_size], binarize, seed=start + 1)
+            y = (
+                labels[start : start + batch_size]
+                if (labels is not None and model.conditional)
+                else None
+            )
             out = model(x, y, beta=1.0)
             mean_logits = model.decode(out.mu, y) if model.conditional else model.decode(out.mu)  # type: ignore[call-arg]
-            totals += torch.stack([
-                (out.recon_nll + out.kl).sum(), out.recon_nll.sum(), out.kl.sum(),
-                pixel_mse(mean_logits, x).sum(),
-            ]).double().cpu()
+            totals += (
+                torch.stack(
+                    [
+                        (out.recon_nll + out.kl).sum(),
+                        out.recon_nll.sum(),
+                        out.kl.sum(),
+                        pixel_mse(mean_logits, x).sum(),
+                    ]
+                )
+                .double()
+                .cpu()
+            )
     model.train(was_training)
     n = len(images)
     pixels = images[0].numel() if n else 1
     values = (totals / max(n, 1)).tolist()
-    return {"n": n, "neg_elbo": values[0], "recon_bce": values[1], "kl": values[2],
-            "mse": values[3] / pixels}
+    return {
+        "n": n,
+        "neg_elbo": values[0],
+        "recon_bce": values[1],
+        "kl": values[2],
+        "mse": values[3] / pixels,
+    }
 
 
 @dataclass
@@ -184,8 +203,9 @@ def _prepare_run_dir(run_dir: Path) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise VaelabError(f"cannot create run directory {run_dir}: {exc.strerror}; "
-                          "choose a writable --out") from None
+        raise VaelabError(
+            f"cannot create run directory {run_dir}: {exc.strerror}; choose a writable --out"
+        ) from None
 
 
 def _write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
@@ -207,8 +227,9 @@ def fit(
     refused; temp files a killed writer left there are removed first.
     """
     if distributed.launched():  # started by torchrun: one rank of a data-parallel run
-        return distributed.fit_distributed(_fit_locked, config, resume, progress, stop_requested,
-                                           pictures)
+        return distributed.fit_distributed(
+            _fit_locked, config, resume, progress, stop_requested, pictures
+        )
     return _fit_locked(config, resume, progress, stop_requested, pictures)
 
 
@@ -224,15 +245,21 @@ def _fit_locked(
         return _fit(config, resume, progress, stop_requested, pictures)
 
 
-def _nan_error(run_dir: Path, config: TrainConfig, epoch: int, step: int,
-               exact: bool) -> VaelabError:
-    kept = (f"the last good checkpoint is kept in {run_dir / LAST}"
-            if (run_dir / LAST).is_file() else "no checkpoint had been written yet")
-    where = (f"at epoch {epoch + 1}, step {step}" if exact
-             else f"in epoch {epoch + 1} by step {step}")
+def _nan_error(
+    run_dir: Path, config: TrainConfig, epoch: int, step: int, exact: bool
+) -> VaelabError:
+    kept = (
+        f"the last good checkpoint is kept in {run_dir / LAST}"
+        if (run_dir / LAST).is_file()
+        else "no checkpoint had been written yet"
+    )
+    where = (
+        f"at epoch {epoch + 1}, step {step}" if exact else f"in epoch {epoch + 1} by step {step}"
+    )
     return VaelabError(
         f"the training loss became NaN or infinite {where}; {kept}; train again with a lower "
-        f"--lr (now {config.lr:g}) or with gradient clipping, e.g. --grad-clip 10")
+        f"--lr (now {config.lr:g}) or with gradient clipping, e.g. --grad-clip 10"
+    )
 
 
 def _fit(
@@ -244,8 +271,10 @@ def _fit(
 ) -> FitResult:
     run_dir = Path(config.out)
     if (run_dir / LAST).exists() and not resume:
-        raise VaelabError(f"{run_dir} already holds a run; continue it with `vaelab train --resume "
-                          f"{run_dir}` or choose another --out")
+        raise VaelabError(
+            f"{run_dir} already holds a run; continue it with `vaelab train --resume "
+            f"{run_dir}` or choose another --out"
+        )
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     state = TrainState()
@@ -269,8 +298,14 @@ def _fit(
     atomic_write_json(run_dir / CONFIG, config.to_dict())
     n_train = len(data["train_images"])
     steps = math.ceil(n_train / config.batch_size)
-    train_step = TrainStep(model, optimizer, config, data["train_images"], data["train_labels"],
-                           shard=distributed.current_shard())
+    train_step = TrainStep(
+        model,
+        optimizer,
+        config,
+        data["train_images"],
+        data["train_labels"],
+        shard=distributed.current_shard(),
+    )
     _write_metrics(run_dir, state.history)
 
     def checkpoint_now() -> None:
@@ -285,8 +320,9 @@ def _fit(
         started = time.perf_counter()
         running = _accumulator(device)
         if state.running:
-            running += torch.tensor([state.running[k] for k in _TERMS],
-                                    dtype=running.dtype, device=device)
+            running += torch.tensor(
+                [state.running[k] for k in _TERMS], dtype=running.dtype, device=device
+            )
         stopped = False
 
         def on_step(step: int, sums: torch.Tensor) -> bool:
@@ -295,7 +331,8 @@ def _fit(
             # Reading the sums syncs an accelerator, so there they are checked every 50 steps
             # (and before every checkpoint); on the CPU every step, to name the exact step.
             if (device.type == "cpu" or state.global_step % 50 == 0) and not bool(
-                    torch.isfinite(sums).all()):
+                torch.isfinite(sums).all()
+            ):
                 raise _nan_error(run_dir, config, state.epoch, step, exact=device.type == "cpu")
             if progress:
                 # The running mean costs a device sync, so it is read every 25 steps only.
@@ -309,14 +346,24 @@ def _fit(
                 state.running = dict(zip(_TERMS, sums.tolist(), strict=True))
             return stopped
 
-        sums, _ = train_epoch(model, optimizer, data["train_images"], data["train_labels"], config,
-                              epoch, start_step=state.step, running=running, on_step=on_step,
-                              train_step=train_step)
+        sums, _ = train_epoch(
+            model,
+            optimizer,
+            data["train_images"],
+            data["train_labels"],
+            config,
+            epoch,
+            start_step=state.step,
+            running=running,
+            on_step=on_step,
+            train_step=train_step,
+        )
         if stopped:
             checkpoint_now()
             raise TrainingInterrupted(
                 f"stopped at epoch {epoch + 1}, step {state.step}; resume with "
-                f"`vaelab train --resume {run_dir}`")
+                f"`vaelab train --resume {run_dir}`"
+            )
         total = sums.tolist()
         if not all(math.isfinite(v) for v in total):
             raise _nan_error(run_dir, config, epoch, state.step, exact=False)
@@ -324,8 +371,12 @@ def _fit(
         record.update({f"train_{k}": total[i] / n_train for i, k in enumerate(_TERMS)})
         if len(data["val_images"]):
             val = evaluate(model, data["val_images"], data["val_labels"], config.binarize)
-            record.update(val_loss=val["neg_elbo"], val_recon=val["recon_bce"], val_kl=val["kl"],
-                          val_mse=val["mse"])
+            record.update(
+                val_loss=val["neg_elbo"],
+                val_recon=val["recon_bce"],
+                val_kl=val["kl"],
+                val_mse=val["mse"],
+            )
         record["seconds"] = time.perf_counter() - started
         key = record.get("val_loss", record["train_loss"])
         state.history.append(record)

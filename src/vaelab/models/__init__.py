@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from vaelab.models.base import ModelConfig, VAE, VAEOutput
+from vaelab.models.base import VAE, ModelConfig, VAEOutput
 from vaelab.models.registry import model_registry, register_model
 
 # Importing each architecture module registers its models.
-from vaelab.models import conv, mlp  # noqa: E402,F401  isort: skip
+from vaelab.models import conv, mlp  # noqa: F401  isort: skip
 from vaelab.models import cvae, hvae, iwae, vamp  # noqa: F401  isort: skip
 
-__all__ = ["ModelConfig", "VAE", "VAEOutput", "create_model", "model_registry", "register_model"]
+__all__ = ["VAE", "ModelConfig", "VAEOutput", "create_model", "model_registry", "register_model"]
+
 
 def create_model(config: ModelConfig | None = None, **overrides: Any) -> VAE:
     """Build a model from its config; ``None`` overrides are dropped so defaults stay defaults."""

@@ -16,7 +16,7 @@ from torch import nn
 from vaelab.errors import VaelabError
 from vaelab.losses import LossTerms, bernoulli_nll, elbo_terms, log_normal, log_standard_normal
 
-__all__ = ["ModelConfig", "VAE", "VAEOutput"]
+__all__ = ["VAE", "ModelConfig", "VAEOutput"]
 
 
 @dataclass
@@ -124,8 +124,13 @@ class VAE(nn.Module):
         return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
 
     def loss_terms(
-        self, x: torch.Tensor, logits: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-        z: torch.Tensor, beta: float,
+        self,
+        x: torch.Tensor,
+        logits: torch.Tensor,
+        mu: torch.Tensor,
+        logvar: torch.Tensor,
+        z: torch.Tensor,
+        beta: float,
     ) -> LossTerms:
         """Per-image loss; models with another prior or objective override this."""
         return elbo_terms(logits, x, mu, logvar, beta)

@@ -1,13 +1,14 @@
-"""Fully connected VAEs: the study's network (``seed``), pytorch/examples' (``mlp``), Burda's (``vae``)."""
+"""Fully connected VAEs: the study's (``seed``), pytorch/examples' (``mlp``), Burda's (``vae``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 import torch
 from torch import nn
 
-from vaelab.models.base import ModelConfig, VAE
+from vaelab.models.base import VAE, ModelConfig
 from vaelab.models.registry import register_model
 
 __all__ = ["BURDA_HIDDEN", "MLPVAE"]
@@ -18,7 +19,7 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
 def _stack(sizes: Sequence[int], activation: str) -> nn.Sequential:
     """Linear layers between consecutive sizes, an activation after each."""
     layers: list[nn.Module] = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+    for n_in, n_out in pairwise(sizes):
         layers += [nn.Linear(n_in, n_out), _ACTIVATIONS[activation]()]
     return nn.Sequential(*layers)
 
@@ -67,5 +68,6 @@ BURDA_HIDDEN = (200, 200)
 
 @register_model("vae", "Burda et al. (2015) VAE: 784-200-200-z | z-200-200-784, tanh")
 def vae(config: ModelConfig) -> MLPVAE:
-    return MLPVAE(config, encoder_hidden=BURDA_HIDDEN, decoder_hidden=BURDA_HIDDEN,
-                  activation="tanh")
+    return MLPVAE(
+        config, encoder_hidden=BURDA_HIDDEN, decoder_hidden=BURDA_HIDDEN, activation="tanh"
+    )
