@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +104,14 @@ def train_args(tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path) -> lis
         "--out",
         str(tmp_path / "run"),
     ]
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Small matrices on a shared machine: one thread avoids oversubscription stalls."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -17,14 +17,7 @@ from vaelab.likelihood import estimate_nll, evaluation_pixels, log_likelihood
 from vaelab.models import VAE, create_model
 from vaelab.pixels import to_float
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> object:
-    """Small matrices on a shared machine: one thread avoids oversubscription stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

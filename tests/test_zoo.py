@@ -17,13 +17,7 @@ from vaelab.train import fit
 ZOO = ["vae", "iwae", "cvae", "vamp", "hvae"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> object:
-    """Small matrices on a shared machine: one thread avoids oversubscription stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batch(n: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
