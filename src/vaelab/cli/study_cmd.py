@@ -32,7 +32,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--out", default="runs/study", metavar="STUDY_DIR",
                         help="study directory (default runs/study)")
     parser.add_argument("--quick", action="store_true",
-                        help="a few-minute version: mnist-sample, 3 epochs, all five z_dims")
+                        help="a few-minute version: mnist-sample, 10 epochs, all five z_dims")
     parser.add_argument("--z-dims", type=_z_dims, default=given, metavar="1,2,5,10,20",
                         help="latent sizes of the sweep")
     parser.add_argument("--epochs", type=int, default=given, help="epochs per z_dim (100)")

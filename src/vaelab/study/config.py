@@ -15,7 +15,7 @@ __all__ = ["QUICK", "STUDY_FILE", "StudyConfig", "load_study_config"]
 STUDY_FILE = "study.json"
 
 # `--quick`: every z_dim of the study, on the shipped sample set, for a few epochs.
-QUICK: dict[str, Any] = {"dataset": "mnist-sample", "epochs": 3}
+QUICK: dict[str, Any] = {"dataset": "mnist-sample", "epochs": 10}
 
 
 @dataclass
