@@ -96,7 +96,7 @@ def fetch_file(
                 ValueError) as exc:
             reason = getattr(exc, "reason", None) or exc
             failures.append(f"{url}: {reason}")
-            log.warning("mirror failed for %s: %s", filename, reason)
+            log.info("mirror failed for %s: %s", filename, reason)
         finally:
             tmp.unlink(missing_ok=True)
     tried = "; ".join(failures) or "no mirrors are known for this dataset"
