@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -182,3 +183,17 @@ def test_python_dash_m(tmp_path: Path) -> None:
         [sys.executable, "-m", "vaelab", "--version"], capture_output=True, text=True
     )
     assert out.returncode == 0 and "vaelab" in out.stdout
+
+
+def test_every_command_prints_its_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from vaelab.cli.main import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    names = [[name] for name in commands.choices] + [["data", "list"], ["data", "download"]]
+    assert {"train", "evaluate", "study", "report", "explore"} <= set(commands.choices)
+    for argv in names:
+        with pytest.raises(SystemExit) as info:
+            main([*argv, "--help"])
+        assert info.value.code == 0, argv
+        assert "usage: vaelab" in capsys.readouterr().out

@@ -56,7 +56,9 @@ class TrainConfig:
         choices=("auto", "cpu", "cuda", "mps"),
     )
     out: str = _opt("runs/latest", "run directory for checkpoints, metrics and pictures")
-    grad_clip: float | None = _opt(None, "clip the gradient norm to this value", "positive")
+    grad_clip: float | None = _opt(
+        None, "clip the gradient norm to this value (off by default)", "positive"
+    )
     kl_warmup: int = _opt(
         0, "epochs over which the KL weight rises linearly from 0 to beta", "non-negative"
     )
@@ -191,7 +193,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ..
         if f.name in exclude:
             continue
         kind = _base_type(f)
-        help_text = f"{f.metadata['help']} (default: {f.default})"
+        # argparse %-formats help strings, so a literal "%" must be doubled.
+        shown = "" if f.default is None else f" (default: {f.default})"  # None: help says it
+        help_text = f"{f.metadata['help']}{shown}".replace("%", "%%")
         if kind is bool:
             parser.add_argument(
                 _flag(f.name),
