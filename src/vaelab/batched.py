@@ -39,7 +39,7 @@ from vaelab.checkpoint import (
 from vaelab.config import TrainConfig
 from vaelab.device import resolve_device
 from vaelab.errors import VaelabError
-from vaelab.fsutil import atomic_write_json
+from vaelab.fsutil import atomic_write_json, make_dir
 from vaelab.models import VAE, create_model
 from vaelab.runlock import RunLock
 from vaelab.stacked import StackedMLP, stacking_blocker
@@ -91,12 +91,7 @@ class _Run:
 
 def _open_run(config: TrainConfig, resume: bool, device: torch.device) -> _Run:
     """Everything ``fit`` sets up before loading data, in the same order (same RNG draws)."""
-    run_dir = Path(config.out)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise VaelabError(f"cannot create run directory {run_dir}: {exc.strerror}; "
-                          "choose a writable --out") from None
+    run_dir = make_dir(config.out)
     torch.manual_seed(config.seed)
     model = create_model(config.model_config()).to(device)
     state, lr, optimizer_state = TrainState(), config.lr, None

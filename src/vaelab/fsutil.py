@@ -20,6 +20,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "ensure_free_space",
+    "make_dir",
     "remove_stale_temps",
 ]
 
@@ -119,3 +120,14 @@ def ensure_free_space(folder: str | os.PathLike[str], needed: int, what: str) ->
         raise VaelabError(
             f"{folder} has {free / 1e6:.1f} MB free but {what} needs about {needed / 1e6:.1f} MB; "
             "free some space or choose another --out")
+
+
+def make_dir(folder: str | os.PathLike[str], what: str = "run directory") -> Path:
+    """Create ``folder`` (and its parents) or raise a one-line error naming it and the fix."""
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VaelabError(f"cannot create {what} {path}: {exc.strerror}; "
+                          "choose a writable --out") from None
+    return path

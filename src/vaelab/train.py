@@ -36,6 +36,7 @@ from vaelab.fsutil import (
     atomic_write_json,
     atomic_write_text,
     ensure_free_space,
+    make_dir,
     remove_stale_temps,
 )
 from vaelab.losses import pixel_mse
@@ -199,15 +200,6 @@ def make_optimizer(model: VAE, config: TrainConfig, device: torch.device) -> tor
         return torch.optim.Adam(model.parameters(), lr=config.lr, foreach=device.type != "cpu")
 
 
-def _prepare_run_dir(run_dir: Path) -> None:
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise VaelabError(
-            f"cannot create run directory {run_dir}: {exc.strerror}; choose a writable --out"
-        ) from None
-
-
 def _write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
     import json
 
@@ -282,7 +274,7 @@ def _fit(
     optimizer = make_optimizer(model, config, device)
     # Data problems surface before anything is written to the run directory.
     data = _tensor_splits(config, device)
-    _prepare_run_dir(run_dir)
+    make_dir(run_dir)
     ensure_free_space(run_dir, checkpoint_bytes(model, resume), "writing the checkpoints")
     if resume:
         ckpt = read_checkpoint(run_dir / LAST)

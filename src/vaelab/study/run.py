@@ -12,7 +12,7 @@ import torch
 
 from vaelab.device import resolve_device
 from vaelab.errors import VaelabError
-from vaelab.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text
+from vaelab.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, make_dir
 from vaelab.study.analysis import FIGURES_DIR, analyze
 from vaelab.study.classifier import (
     Classifier,
@@ -81,12 +81,7 @@ def prepare_classifier(config: StudyConfig, device: torch.device,
 
 
 def _save_study_config(config: StudyConfig) -> None:
-    study_dir = Path(config.out)
-    try:
-        study_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise VaelabError(f"cannot create study directory {study_dir}: {exc.strerror}; "
-                          "choose a writable --out") from None
+    study_dir = make_dir(config.out, "study directory")
     path = study_dir / STUDY_FILE
     if path.is_file():
         saved = json.loads(path.read_text())
