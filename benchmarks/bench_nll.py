@@ -3,7 +3,7 @@
 Each model trains for a fixed wall-clock budget (``--budget`` seconds of training, the data
 already on the device), on the full 60,000 training images resampled as Bernoulli(intensity) at
 every batch (Burda et al. 2015, section 5), with Adam; then its test negative log-likelihood is
-estimated by importance sampling with K samples per image (vaelab.likelihood), on the test set
+estimated by importance sampling with K samples per image, on the test set
 binarised once with the evaluation seed.
 
 | model | network | published test NLL (nats) |
@@ -43,13 +43,13 @@ from typing import Any
 
 import torch
 
-from vaelab.checkpoint import load_run
 from vaelab.cli.output import format_table
 from vaelab.config import TrainConfig
 from vaelab.data import load_splits
 from vaelab.device import resolve_device
-from vaelab.likelihood import estimate_nll
-from vaelab.train import TrainingInterrupted, fit
+from vaelab.evaluation.likelihood import estimate_nll
+from vaelab.runs.checkpoint import load_run
+from vaelab.training.loop import TrainingInterrupted, fit
 
 PYTHAE_BEST = 84.58  # pythae's best reproduction on dynamically binarised MNIST
 BEST_TARGET = 83.0

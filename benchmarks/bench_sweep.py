@@ -46,11 +46,11 @@ from typing import Any
 
 import torch
 
-from vaelab.batched import fit_many
 from vaelab.cli.output import format_table
 from vaelab.config import TrainConfig
 from vaelab.device import resolve_device
-from vaelab.train import FitResult, fit
+from vaelab.training.batched import fit_many
+from vaelab.training.loop import FitResult, fit
 
 STUDY_EPOCHS = 100  # the default study's epoch count, for the extrapolation
 
@@ -72,11 +72,11 @@ def _timed(run: Any) -> tuple[float, float, list[FitResult]]:
 
 
 def _step_timing(args: argparse.Namespace) -> int:
-    from vaelab.batched_step import StackedStep
     from vaelab.data import load_splits
     from vaelab.models import create_model
     from vaelab.pixels import to_float
-    from vaelab.stacked import StackedMLP
+    from vaelab.training.stacked import StackedMLP
+    from vaelab.training.stacked_step import StackedStep
 
     device = resolve_device(args.device)
     images = torch.from_numpy(load_splits(args.dataset, args.data_dir).train_images).to(device)
@@ -129,11 +129,11 @@ def _step_timing(args: argparse.Namespace) -> int:
 
 
 def _drift(args: argparse.Namespace) -> int:
-    from vaelab.batched_step import StackedStep
     from vaelab.data import load_splits
     from vaelab.models import create_model
     from vaelab.pixels import to_float
-    from vaelab.stacked import StackedMLP
+    from vaelab.training.stacked import StackedMLP
+    from vaelab.training.stacked_step import StackedStep
 
     splits = load_splits(args.dataset, args.data_dir)
     images = torch.from_numpy(splits.train_images)

@@ -12,7 +12,7 @@ the table reports medians, so a machine shared with other work slows both alike.
   step. The speed-up is measured against it.
 * reference tensors: the same loop over a lighter Dataset that slices the uint8 tensor and
   converts it per image (no PIL); its column shows how much of the gap is PIL alone.
-* vaelab: ``vaelab.train.train_epoch`` with a ``TrainStep`` (images resident as uint8,
+* vaelab: ``vaelab.training.loop.train_epoch`` with a ``TrainStep`` (images resident as uint8,
   batches gathered by index into preallocated buffers, BCE-with-logits, fused Adam; on CUDA
   one CUDA graph per step), fp32 and bf16, and ``torch.compile`` with ``--compile``.
 
@@ -54,9 +54,9 @@ from torch.utils.data import DataLoader, Dataset
 from vaelab.cli.output import format_table
 from vaelab.config import TrainConfig
 from vaelab.data import load_splits
-from vaelab.fast_step import TrainStep
 from vaelab.models import create_model
-from vaelab.train import _accumulator, evaluate, make_optimizer, train_epoch
+from vaelab.training.loop import _accumulator, evaluate, make_optimizer, train_epoch
+from vaelab.training.step import TrainStep
 
 LAYERS = [(784, 400), (400, 40), (20, 400), (400, 784)]  # (in, out) of each matrix product
 FLOP_PER_IMAGE = 2 * sum(i * o for i, o in LAYERS) * 2 + 2 * sum(i * o for i, o in LAYERS[1:])

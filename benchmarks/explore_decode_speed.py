@@ -61,9 +61,9 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    from vaelab.checkpoint import load_run
     from vaelab.cli.output import format_table
     from vaelab.explore import write_explorer
+    from vaelab.runs.checkpoint import load_run
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:

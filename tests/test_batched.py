@@ -9,14 +9,14 @@ import pytest
 import torch
 
 import vaelab
-from vaelab.batched import fit_many
-from vaelab.batched_step import StackedStep
-from vaelab.checkpoint import load_run, read_checkpoint
 from vaelab.config import TrainConfig
 from vaelab.errors import VaelabError
 from vaelab.models import create_model
-from vaelab.stacked import StackedMLP
-from vaelab.train import FitResult, TrainingInterrupted, fit
+from vaelab.runs.checkpoint import load_run, read_checkpoint
+from vaelab.training.batched import fit_many
+from vaelab.training.loop import FitResult, TrainingInterrupted, fit
+from vaelab.training.stacked import StackedMLP
+from vaelab.training.stacked_step import StackedStep
 
 
 def _config(dataset: str, data_dir: Path, out: Path, **kw: Any) -> TrainConfig:

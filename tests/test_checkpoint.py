@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from vaelab.checkpoint import read_checkpoint, save_checkpoint
 from vaelab.config import TrainConfig
 from vaelab.errors import VaelabError
 from vaelab.models import create_model
+from vaelab.runs.checkpoint import read_checkpoint, save_checkpoint
 
 
 def test_header_length_starting_with_0x80_is_not_taken_for_a_pickle(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vaelab.errors import VaelabError
-from vaelab.study.classifier import (
+from vaelab.evaluation.classifier import (
     accuracy,
     cached_classifier,
     classifier_filename,

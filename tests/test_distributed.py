@@ -10,8 +10,8 @@ import torch
 import torch.multiprocessing as mp
 
 from vaelab.config import TrainConfig
-from vaelab.distributed import ShardedNoise, launched, shard_bounds
-from vaelab.train import fit
+from vaelab.training.loop import fit
+from vaelab.training.sharded import ShardedNoise, launched, shard_bounds
 
 # 540 training images at batch 63: eight full batches split 32/31 and a last batch of 36.
 _SETTINGS = dict(epochs=2, batch_size=63, z_dim=4, device="cpu", binarize="dynamic")
@@ -37,7 +37,7 @@ def _rank_main(rank: int, world: int, port: int, data_dir: str, sums: dict[str, 
     from vaelab.data.datasets import DatasetSpec, dataset_registry
 
     dataset_registry._entries["tiny"] = DatasetSpec(name="tiny", description="test", sha256=sums)
-    from vaelab import distributed
+    from vaelab.training import sharded as distributed
 
     steps: list[int] = []
     sharded_step = distributed.Shard.step

@@ -11,7 +11,6 @@ import pytest
 import torch
 from torch import nn
 
-from vaelab.checkpoint import save_checkpoint
 from vaelab.cli.main import main
 from vaelab.config import TrainConfig
 from vaelab.errors import VaelabError
@@ -21,7 +20,8 @@ from vaelab.explore.latents import PRIOR_SIGMAS, summarise_latents
 from vaelab.explore.page import render_page
 from vaelab.models import VAE, ModelConfig, create_model
 from vaelab.models.registry import ModelEntry, model_registry
-from vaelab.train import fit
+from vaelab.runs.checkpoint import save_checkpoint
+from vaelab.training.loop import fit
 
 EXPLORABLE = ("seed", "mlp", "conv")
 

@@ -16,10 +16,10 @@ import pytest
 import torch
 
 from conftest import REPO, make_digits, write_idx
-from vaelab.checkpoint import load_run
 from vaelab.config import TrainConfig
 from vaelab.explore import write_explorer
-from vaelab.train import fit
+from vaelab.runs.checkpoint import load_run
+from vaelab.training.loop import fit
 
 pytestmark = pytest.mark.browser
 

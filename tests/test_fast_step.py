@@ -7,10 +7,16 @@ import pytest
 import torch
 
 from vaelab.config import TrainConfig
-from vaelab.fast_step import TrainStep
 from vaelab.models import create_model
 from vaelab.pixels import BINARIZERS, to_float
-from vaelab.train import _accumulator, epoch_permutation, kl_weight, make_optimizer, train_epoch
+from vaelab.training.loop import (
+    _accumulator,
+    epoch_permutation,
+    kl_weight,
+    make_optimizer,
+    train_epoch,
+)
+from vaelab.training.step import TrainStep
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -24,13 +24,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save
 
-from vaelab.checkpoint import LAST, build_model, load_run, read_checkpoint, save_checkpoint
 from vaelab.cli.main import main
 from vaelab.config import TrainConfig
 from vaelab.errors import VaelabError
 from vaelab.models import create_model
-from vaelab.runlock import LOCK_NAME, RunLock
-from vaelab.train import fit
+from vaelab.runs.checkpoint import LAST, build_model, load_run, read_checkpoint, save_checkpoint
+from vaelab.runs.lock import LOCK_NAME, RunLock
+from vaelab.training.loop import fit
 
 LAUNCHER = '''
 import hashlib, os, runpy
@@ -269,7 +269,7 @@ def _config(tiny_dataset: str, data_dir: Path, out: Path, **kw: Any) -> TrainCon
 def test_nan_stops_naming_epoch_and_step(tiny_dataset: str, tiny_dataset_dir: Path,
                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                          every: int) -> None:
-    import vaelab.train as train_module
+    import vaelab.training.loop as train_module
 
     real = train_module.kl_weight
 
@@ -366,7 +366,7 @@ def test_checkpoint_that_does_not_match_its_config_is_refused(tmp_path: Path) ->
     model(torch.rand(2, 1, 28, 28)).loss.backward()
     optimizer.step()
     good = tmp_path / "good.safetensors"
-    from vaelab.checkpoint import TrainState
+    from vaelab.runs.checkpoint import TrainState
 
     save_checkpoint(good, model, TrainConfig(model="mlp", z_dim=3), TrainState(), optimizer)
     build_model(read_checkpoint(good))  # the original is fine
@@ -458,14 +458,14 @@ def test_disk_full_at_a_write_keeps_previous_checkpoint(
         tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Simulated: every rename into place fails with ENOSPC after the first epoch."""
-    import vaelab.fsutil
+    import vaelab.runs.atomic
 
     run = tmp_path / "run"
 
     def fill() -> None:
         def no_space(*args: Any, **kw: Any) -> None:
             raise OSError(errno.ENOSPC, "No space left on device")
-        monkeypatch.setattr(vaelab.fsutil.os, "replace", no_space)
+        monkeypatch.setattr(vaelab.runs.atomic.os, "replace", no_space)
 
     hook = _FillAfterFirstEpoch(run, fill)
     _assert_full_disk_handled(run, hook, _config(tiny_dataset, tiny_dataset_dir, run))

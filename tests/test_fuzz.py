@@ -27,11 +27,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vaelab.checkpoint import TrainState, build_model, read_checkpoint, save_checkpoint
 from vaelab.config import TrainConfig
 from vaelab.data.idx import read_idx
 from vaelab.errors import VaelabError
 from vaelab.models import create_model
+from vaelab.runs.checkpoint import TrainState, build_model, read_checkpoint, save_checkpoint
 
 EXAMPLES = 1000
 SLOW_SECONDS = 30.0  # a hang, not a slow moment on a loaded machine

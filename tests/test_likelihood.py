@@ -1,4 +1,4 @@
-"""The importance-sampled log-likelihood (vaelab.likelihood) against exact and known values."""
+"""The importance-sampled log-likelihood against exact and known values."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from vaelab.cli.main import main
 from vaelab.data import load_splits
-from vaelab.likelihood import estimate_nll, evaluation_pixels, log_likelihood
+from vaelab.evaluation.likelihood import estimate_nll, evaluation_pixels, log_likelihood
 from vaelab.models import VAE, create_model
 from vaelab.pixels import to_float
 
@@ -161,7 +161,7 @@ def test_evaluation_pixels_match_training_evaluation(
     images = digits[0][:1500]
     x = evaluation_pixels(images, "dynamic")
     assert set(x.unique().tolist()) == {0.0, 1.0}
-    # vaelab.train.evaluate binarises blocks of 1000 with seed start + 1: the same images.
+    # vaelab.training.loop.evaluate binarises blocks of 1000 with seed start + 1: the same images.
     assert torch.equal(x[1000:], binarize_once(images[1000:], "dynamic", seed=1001))
 
 

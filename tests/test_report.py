@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from vaelab.images import save_grid
+from vaelab.pictures.png import save_grid
 from vaelab.study.analysis import figure_names
 from vaelab.study.conclusions import conclusions
 from vaelab.study.config import StudyConfig

@@ -99,7 +99,7 @@ def test_quick_study_writes_runs_report_and_figures(quick_study: Path) -> None:
     assert sorted(figures) == sorted(p.name for p in (quick_study / "figures").glob("*.png"))
     for name in figures:
         width, height = png_size(quick_study / "figures" / name)
-        if name == "loss_curves.png":  # vaelab.plots crops it tightly
+        if name == "loss_curves.png":  # vaelab.pictures.plots crops it tightly
             assert 1000 <= width <= 1700 and 300 <= height <= 600
         else:
             assert (width, height) == EXPECTED_SIZES[name], name
@@ -196,7 +196,7 @@ class Recorder(SweepProgress):
 
 def test_interrupted_sweep_resumes_without_retraining(tiny_dataset: str, tiny_dataset_dir: Path,
                                                       tmp_path: Path) -> None:
-    from vaelab.train import TrainingInterrupted
+    from vaelab.training.loop import TrainingInterrupted
 
     config = StudyConfig(out=str(tmp_path / "study"), z_dims=(1, 3), model="mlp",
                          dataset=tiny_dataset, data_dir=str(tiny_dataset_dir), epochs=2,
@@ -228,7 +228,7 @@ def test_interrupted_sweep_resumes_without_retraining(tiny_dataset: str, tiny_da
 def test_interrupted_stacked_sweep_resumes_every_run(tiny_dataset: str, tiny_dataset_dir: Path,
                                                      tmp_path: Path) -> None:
     """The default trainer fits all z_dims at once, so an interruption leaves all unfinished."""
-    from vaelab.train import TrainingInterrupted
+    from vaelab.training.loop import TrainingInterrupted
 
     config = StudyConfig(out=str(tmp_path / "study"), z_dims=(1, 3), model="mlp",
                          dataset=tiny_dataset, data_dir=str(tiny_dataset_dir), epochs=2,

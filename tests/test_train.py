@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from vaelab.checkpoint import load_run, read_checkpoint
 from vaelab.config import TrainConfig
 from vaelab.models import create_model
-from vaelab.train import epoch_permutation, evaluate, fit
+from vaelab.runs.checkpoint import load_run, read_checkpoint
+from vaelab.training.loop import epoch_permutation, evaluate, fit
 
 
 def _config(tiny_dataset: str, tiny_dataset_dir: Path, out: Path, **kw: object) -> TrainConfig:
@@ -79,7 +79,7 @@ def test_resume_matches_uninterrupted_run(
 def test_resume_mid_epoch_matches(
     tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path
 ) -> None:
-    from vaelab.train import TrainingInterrupted
+    from vaelab.training.loop import TrainingInterrupted
 
     full = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "full"), pictures=False)
     calls = {"n": 0}

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from vaelab.checkpoint import load_run
 from vaelab.cli.main import main
 from vaelab.config import TrainConfig
 from vaelab.losses import log_normal
 from vaelab.models import create_model
-from vaelab.train import fit
+from vaelab.runs.checkpoint import load_run
+from vaelab.training.loop import fit
 
 ZOO = ["vae", "iwae", "cvae", "vamp", "hvae"]
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from vaelab.errors import VaelabError
 
 if TYPE_CHECKING:
-    from vaelab.checkpoint import LoadedRun
+    from vaelab.runs.checkpoint import LoadedRun
 
 __version__ = "0.1.0"
 __all__ = ["VaelabError", "__version__", "load"]
@@ -19,7 +19,7 @@ __all__ = ["VaelabError", "__version__", "load"]
 
 def load(run_dir: str, which: str = "best", device: str = "cpu") -> LoadedRun:
     """Rebuild a trained model from a run directory (``which`` is "best" or "last")."""
-    from vaelab.checkpoint import load_run
+    from vaelab.runs.checkpoint import load_run
 
     return load_run(run_dir, which=which, device=device)
 

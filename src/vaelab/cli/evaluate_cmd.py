@@ -59,11 +59,11 @@ class _NllBar:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from vaelab.checkpoint import load_run
     from vaelab.cli.output import format_table, print_json
     from vaelab.data import load_splits
     from vaelab.device import resolve_device
-    from vaelab.train import evaluate
+    from vaelab.runs.checkpoint import load_run
+    from vaelab.training.loop import evaluate
 
     if args.samples is not None and args.samples < 1:
         raise VaelabError(f"--samples must be at least 1, got {args.samples}")
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     labels = torch.from_numpy(labels_np[:args.limit]).long().to(device)
     result: dict[str, Any] = evaluate(loaded.model, images, labels, config.binarize)
     if args.nll:
-        from vaelab.likelihood import estimate_nll
+        from vaelab.evaluation.likelihood import estimate_nll
 
         samples = args.samples or (GPU_SAMPLES if device.type == "cuda" else CPU_SAMPLES)
         bar = _NllBar(samples)

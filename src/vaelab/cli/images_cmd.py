@@ -45,9 +45,9 @@ def _positive_n(n: int) -> None:
 def reconstruct(args: argparse.Namespace) -> int:
     import torch
 
-    from vaelab.checkpoint import load_run
     from vaelab.data import load_splits
-    from vaelab.figures import save_reconstructions
+    from vaelab.pictures.run_figures import save_reconstructions
+    from vaelab.runs.checkpoint import load_run
 
     _positive_n(args.n)
     loaded = load_run(args.run_dir)
@@ -62,8 +62,8 @@ def reconstruct(args: argparse.Namespace) -> int:
 
 
 def sample(args: argparse.Namespace) -> int:
-    from vaelab.checkpoint import load_run
-    from vaelab.figures import save_samples
+    from vaelab.pictures.run_figures import save_samples
+    from vaelab.runs.checkpoint import load_run
 
     _positive_n(args.n)
     loaded = load_run(args.run_dir)
@@ -84,9 +84,9 @@ def _sample_conditional(args: argparse.Namespace, run_dir: Path, model: Any) -> 
 
     import torch
 
-    from vaelab.figures import prior_samples
-    from vaelab.images import save_grid
     from vaelab.models.cvae import digit_style_grid
+    from vaelab.pictures.png import save_grid
+    from vaelab.pictures.run_figures import prior_samples
 
     classes = model.config.num_classes
     if args.digit is not None:

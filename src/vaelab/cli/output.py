@@ -35,7 +35,7 @@ def print_json(obj: Any) -> None:
 
 
 class BarProgress:
-    """tqdm bars for ``vaelab.train.fit``: one per epoch, on stderr."""
+    """tqdm bars for ``vaelab.training.loop.fit``: one per epoch, on stderr."""
 
     def __init__(self, banner: str = "") -> None:
         self.enabled = sys.stderr.isatty()

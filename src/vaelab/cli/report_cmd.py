@@ -30,8 +30,8 @@ def run(args: argparse.Namespace) -> int:
     print(paths.html)
     print(paths.markdown)
     if args.figures_to:
+        from vaelab.pictures.compact import export_figures
         from vaelab.study.analysis import FIGURES_DIR
-        from vaelab.study.export import export_figures
 
         figures = sorted(p.name for p in (paths.html.parent / FIGURES_DIR).glob("*.png"))
         sizes = export_figures(paths.html.parent / FIGURES_DIR, args.figures_to, figures)

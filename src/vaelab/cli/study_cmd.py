@@ -90,7 +90,7 @@ def _progress() -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vaelab.signals import StopOnSignal
+    from vaelab.training.signals import StopOnSignal
 
     # Ctrl-C or SIGTERM finishes the current step, saves the run, then stops the study.
     with StopOnSignal() as stop:
@@ -101,7 +101,7 @@ def _study(args: argparse.Namespace, stop: Any) -> int:
     import time
 
     from vaelab.study.run import run_study
-    from vaelab.train import TrainingInterrupted
+    from vaelab.training.loop import TrainingInterrupted
 
     config = resolve_study_config(args)
     print(f"study: {config.model} on {config.dataset}, z_dims "

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from vaelab.config import add_config_arguments, config_from_args
 
 if TYPE_CHECKING:
-    from vaelab.signals import StopOnSignal
+    from vaelab.training.signals import StopOnSignal
 
 __all__ = ["register"]
 
@@ -32,8 +32,8 @@ def register(sub: Any) -> None:
 def _resume_config(args: argparse.Namespace) -> Any:
     from pathlib import Path
 
-    from vaelab.checkpoint import LAST, read_checkpoint
     from vaelab.config import TrainConfig
+    from vaelab.runs.checkpoint import LAST, read_checkpoint
 
     ckpt = read_checkpoint(Path(args.resume) / LAST)
     names = set(TrainConfig.__dataclass_fields__)
@@ -56,7 +56,7 @@ def _check_names(config: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vaelab.signals import StopOnSignal
+    from vaelab.training.signals import StopOnSignal
 
     # Installed first, so Ctrl-C or SIGTERM even during start-up ends in a clean stop.
     with StopOnSignal() as stop:
@@ -66,9 +66,9 @@ def run(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, stop: StopOnSignal) -> int:
     from pathlib import Path
 
-    from vaelab.checkpoint import LAST
     from vaelab.cli.output import BarProgress, format_table
-    from vaelab.train import TrainingInterrupted, fit
+    from vaelab.runs.checkpoint import LAST
+    from vaelab.training.loop import TrainingInterrupted, fit
 
     config = _resume_config(args) if args.resume else config_from_args(args)
     _check_names(config)

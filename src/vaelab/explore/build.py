@@ -15,7 +15,7 @@ from vaelab.errors import VaelabError
 from vaelab.explore.export import ENCODINGS, DecoderExport, export_decoder, run_layers
 from vaelab.explore.latents import latent_means, summarise_latents
 from vaelab.explore.page import render_page
-from vaelab.fsutil import atomic_write_text
+from vaelab.runs.atomic import atomic_write_text
 
 __all__ = ["FORMAT", "ExplorerResult", "explorer_payload", "write_explorer"]
 
@@ -82,8 +82,8 @@ def write_explorer(
     data_dir: str | None = None,
 ) -> ExplorerResult:
     """Write ``explorer.html`` (default: inside the run directory) and say what it holds."""
-    from vaelab.checkpoint import load_run
     from vaelab.data import load_splits
+    from vaelab.runs.checkpoint import load_run
 
     if encoding not in ENCODINGS:
         raise VaelabError(f"unknown weight encoding {encoding!r}; choose one of "

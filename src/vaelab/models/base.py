@@ -102,7 +102,7 @@ class VAE(nn.Module):
     ) -> torch.Tensor:
         """log p(x, z_j) - log q(z_j | x) for k draws z_j ~ q(z | x), shape (k, B).
 
-        The likelihood estimator (vaelab.likelihood) averages their exponentials. This default
+        The likelihood estimator averages their exponentials. This default
         serves every model with one Gaussian latent; hierarchical models override it.
         """
         label = (y,) if self.conditional else ()

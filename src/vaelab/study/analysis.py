@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from vaelab.checkpoint import LoadedRun, load_run
 from vaelab.data import load_splits
 from vaelab.errors import VaelabError
-from vaelab.fsutil import atomic_write_json
-from vaelab.images import save_grid
+from vaelab.evaluation.classifier import Classifier
+from vaelab.pictures.png import save_grid
+from vaelab.runs.atomic import atomic_write_json
+from vaelab.runs.checkpoint import LoadedRun, load_run
 from vaelab.study import figures, latent
-from vaelab.study.classifier import Classifier
 from vaelab.study.config import StudyConfig
 from vaelab.study.elbow import elbow
 
@@ -73,9 +73,9 @@ def _first_of(labels: np.ndarray, digit: int) -> int:
 def analyze(config: StudyConfig, classifier: Classifier, device: torch.device,
             notify: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Measure each z_dim's best checkpoint; write the figures and results.json."""
-    from vaelab.figures import reconstruction_pairs
-    from vaelab.plots import plot_loss_curves
-    from vaelab.train import evaluate
+    from vaelab.pictures.plots import plot_loss_curves
+    from vaelab.pictures.run_figures import reconstruction_pairs
+    from vaelab.training.loop import evaluate
 
     say = notify or (lambda message: None)
     study_dir = Path(config.out)

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from vaelab.fsutil import atomic_write_bytes
-from vaelab.images import make_grid
-from vaelab.study.export import compact_png
+from vaelab.pictures.compact import compact_png
+from vaelab.pictures.png import make_grid
+from vaelab.runs.atomic import atomic_write_bytes
 from vaelab.study.latent import Interval
 
 __all__ = [

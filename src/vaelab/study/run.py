@@ -12,14 +12,14 @@ import torch
 
 from vaelab.device import resolve_device
 from vaelab.errors import VaelabError
-from vaelab.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, make_dir
-from vaelab.study.analysis import FIGURES_DIR, analyze
-from vaelab.study.classifier import (
+from vaelab.evaluation.classifier import (
     Classifier,
     cached_classifier,
     classifier_filename,
     load_classifier,
 )
+from vaelab.runs.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, make_dir
+from vaelab.study.analysis import FIGURES_DIR, analyze
 from vaelab.study.config import STUDY_FILE, StudyConfig, load_study_config
 from vaelab.study.report import build_document, render_html, render_markdown
 from vaelab.study.sweep import SweepProgress, train_sweep

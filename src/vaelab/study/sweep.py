@@ -3,8 +3,8 @@
 ``train_sweep`` is the one place that trains. It finds which runs are finished, which were
 interrupted and which are new, and hands the unfinished ones to its ``trainer``: by default
 ``fit_stacked``, which trains them all at once as one stacked model
-(``vaelab.batched.fit_many``, the same updates each would get alone); ``fit_each`` is the
-plain loop over ``vaelab.train.fit``. Both write the same run directories.
+(``vaelab.training.batched.fit_many``, the same updates each would get alone); ``fit_each`` is the
+plain loop over ``vaelab.training.loop.fit``. Both write the same run directories.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vaelab.checkpoint import CONFIG, LAST, read_checkpoint
 from vaelab.config import TrainConfig
 from vaelab.errors import VaelabError
+from vaelab.runs.checkpoint import CONFIG, LAST, read_checkpoint
 
 __all__ = [
     "SweepProgress", "SweepRun", "Trainer", "fit_each", "fit_stacked", "run_status", "train_sweep",
@@ -35,10 +35,10 @@ Trainer = Callable[..., Sequence[Any]]
 
 
 class SweepProgress:
-    """What the sweep reports: ``vaelab.train.Progress`` per epoch, plus one call per run."""
+    """What the sweep reports: ``Progress`` per epoch, plus one call per run."""
 
     def epoch_start(self, epoch: int, epochs: int, steps: int, done: int) -> None:
-        """An epoch of the current run begins (as ``vaelab.train.Progress``)."""
+        """An epoch of the current run begins (as ``vaelab.training.loop.Progress``)."""
 
     def step(self, loss: float | None) -> None:
         """One optimisation step was taken."""
@@ -97,8 +97,8 @@ def fit_each(
     progress: Any = None,
     stop_requested: Callable[[], bool] | None = None,
 ) -> list[Any]:
-    """Train each config in turn with ``vaelab.train.fit``; returns their FitResults."""
-    from vaelab.train import fit
+    """Train each config in turn with ``vaelab.training.loop.fit``; returns their FitResults."""
+    from vaelab.training.loop import fit
 
     results = []
     for index, (config, again) in enumerate(zip(configs, resume, strict=True)):
@@ -118,8 +118,8 @@ def fit_stacked(
     progress: Any = None,
     stop_requested: Callable[[], bool] | None = None,
 ) -> list[Any]:
-    """Train all configs at once with ``vaelab.batched.fit_many`` (one stacked model)."""
-    from vaelab.batched import fit_many
+    """Train all configs at once with ``vaelab.training.batched.fit_many`` (one stacked model)."""
+    from vaelab.training.batched import fit_many
 
     if isinstance(progress, SweepProgress):
         for index, (config, again) in enumerate(zip(configs, resume, strict=True)):

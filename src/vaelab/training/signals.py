@@ -1,7 +1,7 @@
 """Ctrl-C and SIGTERM as a polite request: finish the current step, save, then stop.
 
 ``StopOnSignal`` is a context manager whose instance is the ``stop_requested`` callable that
-``vaelab.train.fit`` polls after every step. The first SIGINT or SIGTERM only sets a flag;
+``vaelab.training.loop.fit`` polls after every step. The first SIGINT or SIGTERM only sets a flag;
 a second SIGINT raises KeyboardInterrupt at once (the previous checkpoint stays intact,
 because every file is written atomically). The process then exits 128 + the signal number:
 130 for SIGINT, 143 for SIGTERM, as shells and schedulers expect.

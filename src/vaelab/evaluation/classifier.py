@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from vaelab.errors import VaelabError
-from vaelab.fsutil import atomic_path, atomic_write_json
+from vaelab.runs.atomic import atomic_path, atomic_write_json
 
 __all__ = [
     "Classifier",

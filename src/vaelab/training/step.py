@@ -17,7 +17,7 @@ device sync:
   noise; Adam runs with ``capturable=True``; bf16 autocast runs with its cast cache off, as
   graphs require. The last, smaller batch of an epoch gets its own graph.
 
-Under ``torchrun`` (see ``vaelab.distributed``) the step wraps the model in
+Under ``torchrun`` (see ``vaelab.training.sharded``) the step wraps the model in
 DistributedDataParallel and trains on this rank's rows of the global batch.
 """
 
@@ -36,7 +36,7 @@ from vaelab.models import VAE
 from vaelab.pixels import BINARIZERS
 
 if TYPE_CHECKING:
-    from vaelab.distributed import Shard
+    from vaelab.training.sharded import Shard
 
 __all__ = ["WARMUP_STEPS", "TrainStep", "batch_sums"]
 

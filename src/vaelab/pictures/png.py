@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 
-from vaelab.fsutil import atomic_write_bytes
+from vaelab.runs.atomic import atomic_write_bytes
 
 __all__ = ["encode_png", "make_grid", "save_grid", "save_png"]
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from vaelab.pixels import BINARIZERS, to_float
-from vaelab.stacked import StackedMLP
+from vaelab.training.stacked import StackedMLP
 
 __all__ = ["StackedStep"]
 

@@ -16,8 +16,21 @@ from typing import Any, Protocol
 
 import torch
 
-from vaelab import distributed
-from vaelab.checkpoint import (
+from vaelab.config import TrainConfig
+from vaelab.data import load_splits
+from vaelab.device import resolve_device
+from vaelab.errors import VaelabError
+from vaelab.losses import pixel_mse
+from vaelab.models import VAE, create_model
+from vaelab.pixels import binarize_once
+from vaelab.runs.atomic import (
+    atomic_write_json,
+    atomic_write_text,
+    ensure_free_space,
+    make_dir,
+    remove_stale_temps,
+)
+from vaelab.runs.checkpoint import (
     BEST,
     CONFIG,
     LAST,
@@ -27,22 +40,9 @@ from vaelab.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from vaelab.config import TrainConfig
-from vaelab.data import load_splits
-from vaelab.device import resolve_device
-from vaelab.errors import VaelabError
-from vaelab.fast_step import TrainStep
-from vaelab.fsutil import (
-    atomic_write_json,
-    atomic_write_text,
-    ensure_free_space,
-    make_dir,
-    remove_stale_temps,
-)
-from vaelab.losses import pixel_mse
-from vaelab.models import VAE, create_model
-from vaelab.pixels import binarize_once
-from vaelab.runlock import RunLock
+from vaelab.runs.lock import RunLock
+from vaelab.training import sharded as distributed
+from vaelab.training.step import TrainStep
 
 __all__ = ["FitResult", "Progress", "epoch_permutation", "evaluate", "fit", "train_epoch"]
 
@@ -100,7 +100,7 @@ def train_epoch(
     """Run one epoch's steps from ``start_step``; returns sums (loss, recon, kl) and steps done.
 
     ``on_step(step, sums)`` is called after every step; it returns True to stop early.
-    ``train_step`` (see ``vaelab.fast_step``) is built once per run and reused across epochs.
+    ``train_step`` (see ``vaelab.training.step``) is built once per run and reused across epochs.
     """
     device = images.device
     n = len(images)
@@ -381,7 +381,7 @@ def _fit(
         if progress:
             progress.epoch_end(record)
     if pictures:
-        from vaelab.figures import write_run_figures
+        from vaelab.pictures.run_figures import write_run_figures
 
         write_run_figures(run_dir, model, data, config)
     return FitResult(run_dir, model, state.history, state.best_val)

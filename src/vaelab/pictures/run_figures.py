@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from vaelab.config import TrainConfig
-from vaelab.images import save_grid
 from vaelab.models import VAE
+from vaelab.pictures.png import save_grid
 from vaelab.pixels import binarize_once
 
 __all__ = [
@@ -87,8 +87,8 @@ def write_run_figures(
     run_dir: Path, model: VAE, data: dict[str, torch.Tensor], config: TrainConfig
 ) -> None:
     """reconstructions.png, samples.png and loss_curves.png in the run directory."""
-    from vaelab.plots import plot_loss_curves
-    from vaelab.train import METRICS
+    from vaelab.pictures.plots import plot_loss_curves
+    from vaelab.training.loop import METRICS
 
     source = "val" if len(data["val_images"]) else "test"
     images, labels = data[f"{source}_images"][:100], data[f"{source}_labels"][:100]

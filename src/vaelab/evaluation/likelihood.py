@@ -29,7 +29,7 @@ __all__ = ["LikelihoodResult", "estimate_nll", "evaluation_pixels", "log_likelih
 # Image-samples decoded at once: about 0.2 GB of logits on a GPU, 25 MB on a CPU.
 DEFAULT_MAX_ROWS = {"cuda": 1 << 16, "cpu": 1 << 13}
 # Evaluation images are binarised in blocks of this size with seed start + 1, exactly as
-# vaelab.train.evaluate does, so the NLL and the ELBO are measured on the same binary images.
+# the ELBO evaluation does, so the NLL and the ELBO are measured on the same binary images.
 _BINARIZE_BLOCK = 1000
 
 

@@ -1,11 +1,11 @@
-"""Train several configs at once: ``fit_many``, the batched counterpart of ``vaelab.train.fit``.
+"""Train several configs at once: ``fit_many``, the batched ``fit``.
 
 Configs that differ only in ``z_dim``, ``beta`` and ``out`` (the study's z_dim sweep) share one
-stacked model (``vaelab.stacked``): one batch of images per step, one batched matrix product per
-layer, one fused Adam step over all parameters. Each model is initialised as ``fit`` would
-initialise it, sees the same batches, draws its reparameterisation noise from its own copy of
-the RNG stream ``fit`` would use, and gets the same Adam update, so it ends where it would end
-alone (to float rounding). Every run directory is exactly what ``fit`` writes — config.json,
+stacked model (``vaelab.training.stacked``): one batch of images per step, one batched matrix
+product per layer, one fused Adam step over all parameters. Each model is initialised as ``fit``
+would initialise it, sees the same batches, draws its reparameterisation noise from its own copy
+of the RNG stream ``fit`` would use, and gets the same Adam update, so it ends where it would
+end alone (to float rounding). Every run directory is exactly what ``fit`` writes — config.json,
 metrics.jsonl, last.safetensors (with its own optimizer and RNG state, so ``vaelab train
 --resume`` continues it alone), best.safetensors and the pictures.
 
@@ -26,8 +26,12 @@ from typing import Any
 
 import torch
 
-from vaelab.batched_step import StackedStep
-from vaelab.checkpoint import (
+from vaelab.config import TrainConfig
+from vaelab.device import resolve_device
+from vaelab.errors import VaelabError
+from vaelab.models import VAE, create_model
+from vaelab.runs.atomic import atomic_write_json, make_dir
+from vaelab.runs.checkpoint import (
     BEST,
     CONFIG,
     LAST,
@@ -36,14 +40,8 @@ from vaelab.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from vaelab.config import TrainConfig
-from vaelab.device import resolve_device
-from vaelab.errors import VaelabError
-from vaelab.fsutil import atomic_write_json, make_dir
-from vaelab.models import VAE, create_model
-from vaelab.runlock import RunLock
-from vaelab.stacked import StackedMLP, stacking_blocker
-from vaelab.train import (
+from vaelab.runs.lock import RunLock
+from vaelab.training.loop import (
     _TERMS,
     FitResult,
     Progress,
@@ -57,6 +55,8 @@ from vaelab.train import (
     kl_weight,
     make_optimizer,
 )
+from vaelab.training.stacked import StackedMLP, stacking_blocker
+from vaelab.training.stacked_step import StackedStep
 
 __all__ = ["fit_many", "stack_key"]
 
@@ -340,7 +340,7 @@ def fit_many(
             for j in group:
                 run = runs[j]
                 if pictures:
-                    from vaelab.figures import write_run_figures
+                    from vaelab.pictures.run_figures import write_run_figures
 
                     write_run_figures(run.run_dir, run.model, data_for(j), run.config)
                 results[j] = FitResult(run.run_dir, run.model, run.state.history,

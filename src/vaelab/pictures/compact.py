@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from vaelab.fsutil import atomic_write_bytes
+from vaelab.runs.atomic import atomic_write_bytes
 
 __all__ = ["compact_png", "export_figures"]
 

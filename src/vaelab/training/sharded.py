@@ -42,8 +42,8 @@ from vaelab.config import TrainConfig
 from vaelab.errors import VaelabError
 
 if TYPE_CHECKING:
-    from vaelab.fast_step import TrainStep
     from vaelab.models import VAE
+    from vaelab.training.step import TrainStep
 
 __all__ = ["Shard", "ShardedNoise", "current_shard", "fit_distributed", "launched", "shard_bounds"]
 

@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from vaelab.fsutil import atomic_path
+from vaelab.runs.atomic import atomic_path
 
 __all__ = ["plot_loss_curves", "save_figure"]
 

@@ -21,8 +21,8 @@ from safetensors.torch import load, save
 
 from vaelab.config import TrainConfig
 from vaelab.errors import VaelabError
-from vaelab.fsutil import atomic_write_bytes
 from vaelab.models import VAE, ModelConfig, create_model
+from vaelab.runs.atomic import atomic_write_bytes
 
 __all__ = [
     "BEST",
