@@ -54,8 +54,9 @@ from torch.utils.data import DataLoader, Dataset
 from vaelab.cli.output import format_table
 from vaelab.config import TrainConfig
 from vaelab.data import load_splits
+from vaelab.evaluation.elbo import evaluate
 from vaelab.models import create_model
-from vaelab.training.loop import _accumulator, evaluate, make_optimizer, train_epoch
+from vaelab.training.loop import _accumulator, make_optimizer, train_epoch
 from vaelab.training.step import TrainStep
 
 LAYERS = [(784, 400), (400, 40), (20, 400), (400, 784)]  # (in, out) of each matrix product

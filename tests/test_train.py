@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from vaelab.config import TrainConfig
+from vaelab.evaluation.elbo import evaluate
 from vaelab.models import create_model
 from vaelab.runs.checkpoint import load_run, read_checkpoint
-from vaelab.training.loop import epoch_permutation, evaluate, fit
+from vaelab.training.loop import epoch_permutation, fit
 
 
 def _config(tiny_dataset: str, tiny_dataset_dir: Path, out: Path, **kw: object) -> TrainConfig:

@@ -132,7 +132,7 @@ def test_vamp_prior_is_the_mixture_of_pseudo_posteriors() -> None:
 
 
 def test_hvae_kl_between_gaussians_and_interface() -> None:
-    from vaelab.models.hvae import gaussian_kl_between
+    from vaelab.losses import gaussian_kl_between
 
     mu_q, mu_p = torch.randn(4, 5), torch.randn(4, 5)
     lv_q, lv_p = torch.randn(4, 5), torch.randn(4, 5)

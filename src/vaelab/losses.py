@@ -18,6 +18,8 @@ __all__ = [
     "bernoulli_nll",
     "elbo_terms",
     "gaussian_kl",
+    "gaussian_kl_between",
+    "iw_bound",
     "log_normal",
     "log_standard_normal",
     "pixel_mse",
@@ -34,22 +36,41 @@ class LossTerms(NamedTuple):
     kl: torch.Tensor  # KL(q(z | x) || p(z)), summed over latent units
 
 
-def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor, batch_dims: int = 1) -> torch.Tensor:
     """-log p(x | z) for Bernoulli pixels with intensities ``x`` in [0, 1], per image.
 
     Computed from logits (BCE-with-logits), which stays finite where sigmoid + BCE would
-    saturate to log(0).
+    saturate to log(0). Sums over every dimension after the first ``batch_dims``: images
+    (B, 1, H, W) give (B,); a stack of models' flat images (M, B, D) with ``batch_dims=2``
+    gives (M, B).
     """
     per_pixel = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
-    return per_pixel.flatten(1).sum(1)
+    return per_pixel.flatten(batch_dims).sum(-1)
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, I)) in closed form, per image.
+    """KL(N(mu, exp(logvar)) || N(0, I)) in closed form, summed over the last dimension.
 
     Kingma & Welling (2014), Appendix B: -KL = 1/2 * sum(1 + log sigma^2 - mu^2 - sigma^2).
     """
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).flatten(1).sum(1)
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)
+
+
+def gaussian_kl_between(
+    mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor, logvar_p: torch.Tensor
+) -> torch.Tensor:
+    """KL(N(mu_q, var_q) || N(mu_p, var_p)) for diagonal Gaussians, summed over the last dim."""
+    ratio = torch.exp(logvar_q - logvar_p)
+    return 0.5 * (logvar_p - logvar_q + ratio + (mu_q - mu_p).pow(2) * torch.exp(-logvar_p)
+                  - 1.0).sum(-1)
+
+
+def iw_bound(log_weights: torch.Tensor) -> torch.Tensor:
+    """The importance-weighted bound log (1/K) Σ_k exp(log_weights[k]) for (K, B) log weights.
+
+    Burda, Grosse & Salakhutdinov (2015), eq. 8; K = 1 is the ELBO. Shape (B,).
+    """
+    return torch.logsumexp(log_weights, dim=0) - math.log(log_weights.shape[0])
 
 
 def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -68,9 +89,18 @@ def pixel_mse(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def elbo_terms(
-    logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, beta: float = 1.0
+    logits: torch.Tensor,
+    x: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    beta: float | torch.Tensor = 1.0,
+    batch_dims: int = 1,
 ) -> LossTerms:
-    """Per-image negative ELBO with its reconstruction and KL terms."""
-    recon = bernoulli_nll(logits, x)
+    """Per-image negative ELBO with its reconstruction and KL terms.
+
+    ``beta`` weights the KL term (a number, or a tensor that broadcasts against the per-image
+    terms, e.g. one weight per stacked model); ``batch_dims`` as in ``bernoulli_nll``.
+    """
+    recon = bernoulli_nll(logits, x, batch_dims)
     kl = gaussian_kl(mu, logvar)
     return LossTerms(loss=recon + beta * kl, recon_nll=recon, kl=kl)

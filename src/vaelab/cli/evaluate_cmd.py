@@ -62,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
     from vaelab.cli.output import format_table, print_json
     from vaelab.data import load_splits
     from vaelab.device import resolve_device
+    from vaelab.evaluation.elbo import evaluate
     from vaelab.runs.checkpoint import load_run
-    from vaelab.training.loop import evaluate
 
     if args.samples is not None and args.samples < 1:
         raise VaelabError(f"--samples must be at least 1, got {args.samples}")

@@ -22,6 +22,7 @@ import torch
 
 from vaelab.errors import VaelabError
 from vaelab.models import VAE
+from vaelab.models.base import eval_mode
 from vaelab.pixels import binarize_once
 
 __all__ = ["LikelihoodResult", "estimate_nll", "evaluation_pixels", "log_likelihood"]
@@ -113,29 +114,23 @@ def estimate_nll(
     chunk = max(1, min(samples, rows // batch))
     if model.conditional and labels is None:
         raise VaelabError("a conditional model needs the labels of the images it scores")
-    conditioned = model.conditional and labels is not None
     x_all = evaluation_pixels(images, binarize)
     total, done = n * samples, 0
     estimates: list[torch.Tensor] = []
-    was_training = model.training
-    model.eval()
     devices = [device.index or 0] if device.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            for start in range(0, n, batch):
-                x = x_all[start:start + batch]
-                y = labels[start:start + batch] if conditioned else None
+    with eval_mode(model), torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        for start in range(0, n, batch):
+            x = x_all[start:start + batch]
+            y = labels[start:start + batch] if labels is not None else None
 
-                def tell(k: int, images_in_batch: int = len(x)) -> None:
-                    nonlocal done
-                    done += k * images_in_batch
-                    if progress is not None:
-                        progress(done, total)
+            def tell(k: int, images_in_batch: int = len(x)) -> None:
+                nonlocal done
+                done += k * images_in_batch
+                if progress is not None:
+                    progress(done, total)
 
-                estimates.append(log_likelihood(model, x, samples, y, chunk, tell).cpu())
-    finally:
-        model.train(was_training)
+            estimates.append(log_likelihood(model, x, samples, y, chunk, tell).cpu())
     log_px = torch.cat(estimates)
     if not torch.isfinite(log_px).all():
         raise VaelabError("the likelihood estimate is not finite; the model's weights may hold "

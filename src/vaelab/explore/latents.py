@@ -27,18 +27,16 @@ def latent_means(model: VAE, images_u8: np.ndarray, binarize: str = "none",
     """Posterior means mu (N, z_dim) of uint8 images (N, 28, 28), computed in batches."""
     import torch
 
+    from vaelab.models.base import eval_mode
     from vaelab.pixels import binarize_once
 
     device = next(model.parameters()).device
     pixels = binarize_once(torch.from_numpy(images_u8), binarize)
-    was_training = model.training
-    model.eval()
     chunks = []
-    with torch.no_grad():
+    with torch.no_grad(), eval_mode(model):
         for start in range(0, len(pixels), batch_size):
             mu, _ = model.encode(pixels[start:start + batch_size].to(device))
             chunks.append(mu.cpu().numpy())
-    model.train(was_training)
     return np.concatenate(chunks).astype(np.float64)
 
 

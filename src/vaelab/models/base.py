@@ -7,6 +7,8 @@ all of them with the loss terms. Images are float tensors (B, 1, 28, 28) with va
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
@@ -16,7 +18,7 @@ from torch import nn
 from vaelab.errors import VaelabError
 from vaelab.losses import LossTerms, bernoulli_nll, elbo_terms, log_normal, log_standard_normal
 
-__all__ = ["VAE", "ModelConfig", "VAEOutput"]
+__all__ = ["VAE", "ModelConfig", "VAEOutput", "eval_mode"]
 
 
 @dataclass
@@ -80,12 +82,15 @@ class VAE(nn.Module):
     def z_dim(self) -> int:
         return self.config.z_dim
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (B, 1, 28, 28) -> mu, logvar, each (B, z_dim)."""
+    def encode(
+        self, x: torch.Tensor, y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, 1, 28, 28) -> mu, logvar, each (B, z_dim); ``y`` is the label (conditional
+        models need it, the others ignore it)."""
         raise NotImplementedError
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """z (B, z_dim) -> Bernoulli logits (B, 1, 28, 28)."""
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """z (B, z_dim) -> Bernoulli logits (B, 1, 28, 28); ``y`` as in ``encode``."""
         raise NotImplementedError
 
     def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -105,18 +110,16 @@ class VAE(nn.Module):
         The likelihood estimator averages their exponentials. This default
         serves every model with one Gaussian latent; hierarchical models override it.
         """
-        label = (y,) if self.conditional else ()
-        mu, logvar = self.encode(x, *label)
+        mu, logvar = self.encode(x, y)
         eps = torch.randn((k, *mu.shape), device=mu.device, dtype=mu.dtype)
         z = mu + eps * (0.5 * logvar).exp()  # (k, B, z_dim)
-        labels = (y.repeat(k),) if self.conditional and y is not None else ()
-        logits = self.decode(z.flatten(0, 1), *labels)
+        logits = self.decode(z.flatten(0, 1), None if y is None else y.repeat(k))
         log_px = -bernoulli_nll(logits, x.repeat(k, *([1] * (x.dim() - 1)))).view(k, -1)
         return log_px + self.log_prior(z) - log_normal(z, mu, logvar)
 
-    def decode_probs(self, z: torch.Tensor) -> torch.Tensor:
-        """Mean image sigmoid(decode(z)), values in [0, 1]."""
-        return torch.sigmoid(self.decode(z))
+    def decode_probs(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean image sigmoid(decode(z, y)), values in [0, 1]."""
+        return torch.sigmoid(self.decode(z, y))
 
     @staticmethod
     def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -130,17 +133,28 @@ class VAE(nn.Module):
         mu: torch.Tensor,
         logvar: torch.Tensor,
         z: torch.Tensor,
-        beta: float,
+        beta: float | torch.Tensor,
     ) -> LossTerms:
         """Per-image loss; models with another prior or objective override this."""
         return elbo_terms(logits, x, mu, logvar, beta)
 
     def forward(
-        self, x: torch.Tensor, y: torch.Tensor | None = None, beta: float | None = None
+        self, x: torch.Tensor, y: torch.Tensor | None = None, beta: float | torch.Tensor = 1.0
     ) -> VAEOutput:
-        mu, logvar = self.encode(x)
+        """The loss terms of one batch; ``beta`` weights the KL term (1 is the ELBO)."""
+        mu, logvar = self.encode(x, y)
         z = self.reparameterize(mu, logvar)
-        logits = self.decode(z)
-        weight = self.config.beta if beta is None else beta
-        terms = self.loss_terms(x, logits, mu, logvar, z, weight)
+        logits = self.decode(z, y)
+        terms = self.loss_terms(x, logits, mu, logvar, z, beta)
         return VAEOutput(logits, mu, logvar, z, terms.loss.mean(), terms.recon_nll, terms.kl)
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Evaluation mode inside the block; the model's previous train/eval mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)

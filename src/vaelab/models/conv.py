@@ -38,11 +38,13 @@ class ConvVAE(VAE):
             nn.ConvTranspose2d(channels, c_in, 4, stride=2, padding=1),
         )
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(
+        self, x: torch.Tensor, y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.to_posterior(self.encoder(x)).chunk(2, dim=1)
         return mu, logvar
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = self.from_latent(z).view(-1, *self.feature_shape)
         return self.decoder(h)
 

@@ -13,8 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vaelab.errors import VaelabError
-from vaelab.losses import elbo_terms
-from vaelab.models.base import VAE, ModelConfig, VAEOutput
+from vaelab.models.base import VAE, ModelConfig, eval_mode
 from vaelab.models.mlp import BURDA_HIDDEN, _stack
 from vaelab.models.registry import register_model
 
@@ -40,7 +39,7 @@ class ConditionalVAE(VAE):
                               "(e.g. `vaelab sample RUN_DIR --digit 7`)")
         return F.one_hot(y.long(), self.config.num_classes).to(like.dtype)
 
-    def encode(  # type: ignore[override]
+    def encode(
         self, x: torch.Tensor, y: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         flat = x.flatten(1)
@@ -48,33 +47,20 @@ class ConditionalVAE(VAE):
         mu, logvar = self.to_posterior(h).chunk(2, dim=1)
         return mu, logvar
 
-    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = self.decoder(torch.cat([z, self._one_hot(y, z)], dim=1))
         return self.to_logits(h).view(-1, *self.config.image_shape)
 
-    def decode_probs(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
-        return torch.sigmoid(self.decode(z, y))
-
-    def forward(
-        self, x: torch.Tensor, y: torch.Tensor | None = None, beta: float | None = None
-    ) -> VAEOutput:
-        mu, logvar = self.encode(x, y)
-        z = self.reparameterize(mu, logvar)
-        logits = self.decode(z, y)
-        terms = elbo_terms(logits, x, mu, logvar, self.config.beta if beta is None else beta)
-        return VAEOutput(logits, mu, logvar, z, terms.loss.mean(), terms.recon_nll, terms.kl)
 
 
 @torch.no_grad()
 def digit_style_grid(model: ConditionalVAE, styles: int, seed: int = 0) -> torch.Tensor:
     """Mean images (styles, classes, 1, H, W): row r decodes one prior draw z_r with every label."""
     classes = model.config.num_classes
-    was_training = model.training
-    model.eval()
-    z = model.sample_prior(styles, torch.Generator().manual_seed(seed))  # (styles, z_dim)
-    labels = torch.arange(classes, device=z.device).repeat(styles)
-    probs = model.decode_probs(z.repeat_interleave(classes, dim=0), labels)
-    model.train(was_training)
+    with eval_mode(model):
+        z = model.sample_prior(styles, torch.Generator().manual_seed(seed))  # (styles, z_dim)
+        labels = torch.arange(classes, device=z.device).repeat(styles)
+        probs = model.decode_probs(z.repeat_interleave(classes, dim=0), labels)
     return probs.view(styles, classes, *model.config.image_shape)
 
 

@@ -25,24 +25,21 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from vaelab.losses import bernoulli_nll, gaussian_kl, log_normal, log_standard_normal
+from vaelab.losses import (
+    bernoulli_nll,
+    gaussian_kl,
+    gaussian_kl_between,
+    iw_bound,
+    log_normal,
+    log_standard_normal,
+)
 from vaelab.models.base import VAE, ModelConfig, VAEOutput
-from vaelab.models.iwae import iw_bound
 from vaelab.models.mlp import BURDA_HIDDEN, _stack
 from vaelab.models.registry import register_model
 
-__all__ = ["LadderVAE", "gaussian_kl_between"]
+__all__ = ["LadderVAE"]
 
 _TOP_HIDDEN = (100, 100)
-
-
-def gaussian_kl_between(
-    mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor, logvar_p: torch.Tensor
-) -> torch.Tensor:
-    """KL(N(mu_q, var_q) || N(mu_p, var_p)) for diagonal Gaussians, summed over the last dim."""
-    ratio = torch.exp(logvar_q - logvar_p)
-    return 0.5 * (logvar_p - logvar_q + ratio + (mu_q - mu_p).pow(2) * torch.exp(-logvar_p)
-                  - 1.0).sum(-1)
 
 
 class _Draws(NamedTuple):
@@ -79,7 +76,9 @@ class LadderVAE(VAE):
         mu2, logvar2 = self.to_posterior(self.up_top(h)).chunk(2, dim=-1)
         return mu_d, logvar_d, mu2, logvar2
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(
+        self, x: torch.Tensor, y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         _, _, mu2, logvar2 = self._bottom_up(x)
         return mu2, logvar2
 
@@ -91,7 +90,7 @@ class LadderVAE(VAE):
     def decode_z1(self, z1: torch.Tensor) -> torch.Tensor:
         return self.to_logits(self.decoder(z1)).view(-1, *self.config.image_shape)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Top latent z2 (B, z_dim) -> logits, through the mean of p(z1 | z2)."""
         return self.decode_z1(self.prior_z1(z)[0])
 
@@ -119,16 +118,15 @@ class LadderVAE(VAE):
         return draws.log_px + draws.log_p_over_q
 
     def forward(
-        self, x: torch.Tensor, y: torch.Tensor | None = None, beta: float | None = None
+        self, x: torch.Tensor, y: torch.Tensor | None = None, beta: float | torch.Tensor = 1.0
     ) -> VAEOutput:
-        weight = self.config.beta if beta is None else beta
         k = self.config.iw_samples
         d = self._draw(x, k)
         recon, kl = -d.log_px.mean(0), d.kl.mean(0)
         if k == 1:
-            loss = (recon + weight * kl).mean()  # the ELBO, both KL terms in closed form
+            loss = (recon + beta * kl).mean()  # the ELBO, both KL terms in closed form
         else:
-            loss = -iw_bound(d.log_px + weight * d.log_p_over_q).mean()
+            loss = -iw_bound(d.log_px + beta * d.log_p_over_q).mean()
         return VAEOutput(d.logits[:len(x)], d.mu2, d.logvar2, d.z2[0], loss, recon, kl)
 
 

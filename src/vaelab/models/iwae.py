@@ -16,38 +16,30 @@ the loss is what the K samples buy. ``z`` and ``logits`` are those of the first 
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from vaelab.losses import bernoulli_nll, gaussian_kl, log_normal
+from vaelab.losses import bernoulli_nll, gaussian_kl, iw_bound, log_normal
 from vaelab.models.base import ModelConfig, VAEOutput
 from vaelab.models.mlp import BURDA_HIDDEN, MLPVAE
 from vaelab.models.registry import register_model
 
-__all__ = ["IWAE", "iw_bound"]
-
-
-def iw_bound(log_weights: torch.Tensor) -> torch.Tensor:
-    """log (1/K) Σ_k exp(log_weights[k]) for log weights (K, B), shape (B,)."""
-    return torch.logsumexp(log_weights, dim=0) - math.log(log_weights.shape[0])
+__all__ = ["IWAE"]
 
 
 class IWAE(MLPVAE):
     """An MLP VAE whose forward pass returns the negative K-sample importance-weighted bound."""
 
     def forward(
-        self, x: torch.Tensor, y: torch.Tensor | None = None, beta: float | None = None
+        self, x: torch.Tensor, y: torch.Tensor | None = None, beta: float | torch.Tensor = 1.0
     ) -> VAEOutput:
         k = self.config.iw_samples
-        weight = self.config.beta if beta is None else beta
         mu, logvar = self.encode(x)
         eps = torch.randn((k, *mu.shape), device=mu.device, dtype=mu.dtype)
         z = mu + eps * (0.5 * logvar).exp()  # (K, B, z_dim)
         logits = self.decode(z.flatten(0, 1))  # (K * B, 1, 28, 28), sample-major
         log_px = -bernoulli_nll(logits, x.repeat(k, *([1] * (x.dim() - 1)))).view(k, -1)
         log_pz_over_qz = self.log_prior(z) - log_normal(z, mu, logvar)  # (K, B)
-        bound = iw_bound(log_px + weight * log_pz_over_qz)
+        bound = iw_bound(log_px + beta * log_pz_over_qz)
         batch = len(x)
         return VAEOutput(logits[:batch], mu, logvar, z[0], -bound.mean(), -log_px.mean(0),
                          gaussian_kl(mu, logvar))

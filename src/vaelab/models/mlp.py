@@ -42,12 +42,14 @@ class MLPVAE(VAE):
         self.decoder = _stack([z_dim, *decoder_hidden], activation)
         self.to_logits = nn.Linear(decoder_hidden[-1], n_pixels)
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(
+        self, x: torch.Tensor, y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.encoder(x.flatten(1))
         mu, logvar = self.to_posterior(h).chunk(2, dim=1)
         return mu, logvar
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         logits = self.to_logits(self.decoder(z))
         return logits.view(-1, *self.config.image_shape)
 

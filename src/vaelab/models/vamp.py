@@ -66,7 +66,7 @@ class VampVAE(MLPVAE):
 
     def loss_terms(
         self, x: torch.Tensor, logits: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-        z: torch.Tensor, beta: float,
+        z: torch.Tensor, beta: float | torch.Tensor,
     ) -> LossTerms:
         recon = bernoulli_nll(logits, x)
         kl = log_normal(z, mu, logvar) - self.log_prior(z)  # one-sample estimate of the KL

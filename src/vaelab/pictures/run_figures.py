@@ -10,6 +10,7 @@ import torch
 
 from vaelab.config import TrainConfig
 from vaelab.models import VAE
+from vaelab.models.base import eval_mode
 from vaelab.pictures.png import save_grid
 from vaelab.pixels import binarize_once
 
@@ -27,12 +28,10 @@ def reconstruction_pairs(
     model: VAE, images: torch.Tensor, binarize: str = "none", labels: torch.Tensor | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Originals and their reconstructions (decoded posterior means), each (N, 28, 28) in [0, 1]."""
-    was_training = model.training
-    model.eval()
     x = binarize_once(images, binarize)
-    mu, _ = model.encode(x, labels) if model.conditional else model.encode(x)  # type: ignore[call-arg]
-    recon = model.decode_probs(mu, labels) if model.conditional else model.decode_probs(mu)  # type: ignore[call-arg]
-    model.train(was_training)
+    with eval_mode(model):
+        mu, _ = model.encode(x, labels)
+        recon = model.decode_probs(mu, labels)
     return x[:, 0].cpu().numpy(), recon[:, 0].float().cpu().numpy()
 
 
@@ -60,21 +59,15 @@ def save_reconstructions(
 def prior_samples(
     model: VAE, n: int, seed: int = 0, labels: torch.Tensor | None = None
 ) -> np.ndarray:
-    """Mean images decoded from z ~ N(0, I), (n, 28, 28) in [0, 1]."""
+    """Mean images decoded from prior draws, (n, 28, 28) in [0, 1].
+
+    A conditional model draws ``labels`` (default: the classes in turn); the others ignore them.
+    """
     device = next(model.parameters()).device
     z = model.sample_prior(n, torch.Generator().manual_seed(seed))
-    was_training = model.training
-    model.eval()
-    if model.conditional:
-        y = (
-            labels
-            if labels is not None
-            else torch.arange(n, device=device) % model.config.num_classes
-        )
-        probs = model.decode_probs(z, y)  # type: ignore[call-arg]
-    else:
-        probs = model.decode_probs(z)
-    model.train(was_training)
+    y = labels if labels is not None else torch.arange(n, device=device) % model.config.num_classes
+    with eval_mode(model):
+        probs = model.decode_probs(z, y)
     return probs[:, 0].float().cpu().numpy()
 
 

@@ -73,9 +73,9 @@ def _first_of(labels: np.ndarray, digit: int) -> int:
 def analyze(config: StudyConfig, classifier: Classifier, device: torch.device,
             notify: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Measure each z_dim's best checkpoint; write the figures and results.json."""
+    from vaelab.evaluation.elbo import evaluate
     from vaelab.pictures.plots import plot_loss_curves
     from vaelab.pictures.run_figures import reconstruction_pairs
-    from vaelab.training.loop import evaluate
 
     say = notify or (lambda message: None)
     study_dir = Path(config.out)

@@ -20,9 +20,8 @@ from vaelab.config import TrainConfig
 from vaelab.data import load_splits
 from vaelab.device import resolve_device
 from vaelab.errors import VaelabError
-from vaelab.losses import pixel_mse
+from vaelab.evaluation.elbo import evaluate
 from vaelab.models import VAE, create_model
-from vaelab.pixels import binarize_once
 from vaelab.runs.atomic import (
     atomic_write_json,
     atomic_write_text,
@@ -44,7 +43,7 @@ from vaelab.runs.lock import RunLock
 from vaelab.training import sharded as distributed
 from vaelab.training.step import TrainStep
 
-__all__ = ["FitResult", "Progress", "epoch_permutation", "evaluate", "fit", "train_epoch"]
+__all__ = ["FitResult", "Progress", "epoch_permutation", "fit", "train_epoch"]
 
 log = logging.getLogger(__name__)
 
@@ -116,62 +115,6 @@ def train_epoch(
         if on_step is not None and on_step(step + 1, sums):
             return sums, step + 1
     return sums, steps
-
-
-@torch.no_grad()
-def evaluate(
-    model: VAE,
-    images: torch.Tensor,
-    labels: torch.Tensor | None = None,
-    binarize: str = "none",
-    batch_size: int = 1000,
-    seed: int = 0,
-) -> dict[str, float]:
-    """Per-image means over a split: neg_elbo, recon_bce and kl in nats, mse per pixel.
-
-    One posterior sample per image, drawn from a fixed seed so repeated evaluations agree and
-    the training RNG stream is left untouched. ``mse`` compares the image with the decoding of
-    the posterior mean. The model's train/eval mode is restored afterwards.
-    """
-    was_training = model.training
-    model.eval()
-    device = images.device
-    totals = torch.zeros(4, dtype=torch.float64)
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        for start in range(0, len(images), batch_size):
-            x = binarize_once(images[start : start + batch_size], binarize, seed=start + 1)
-            y = (
-                labels[start : start + batch_size]
-                if (labels is not None and model.conditional)
-                else None
-            )
-            out = model(x, y, beta=1.0)
-            mean_logits = model.decode(out.mu, y) if model.conditional else model.decode(out.mu)  # type: ignore[call-arg]
-            totals += (
-                torch.stack(
-                    [
-                        (out.recon_nll + out.kl).sum(),
-                        out.recon_nll.sum(),
-                        out.kl.sum(),
-                        pixel_mse(mean_logits, x).sum(),
-                    ]
-                )
-                .double()
-                .cpu()
-            )
-    model.train(was_training)
-    n = len(images)
-    pixels = images[0].numel() if n else 1
-    values = (totals / max(n, 1)).tolist()
-    return {
-        "n": n,
-        "neg_elbo": values[0],
-        "recon_bce": values[1],
-        "kl": values[2],
-        "mse": values[3] / pixels,
-    }
 
 
 @dataclass
