@@ -72,7 +72,8 @@ def test_one_step_lowers_the_loss() -> None:
 
 @pytest.mark.parametrize("bad", [0, -3])
 def test_bad_z_dim(bad: int) -> None:
-    with pytest.raises(VaelabError, match="--z-dim"):
+    # The model layer names the setting, not a command-line flag.
+    with pytest.raises(VaelabError, match=r"^z_dim must be a positive integer"):
         ModelConfig(z_dim=bad)
 
 

@@ -121,7 +121,7 @@ def test_conclusions_follow_the_numbers() -> None:
 
     changed = copy.deepcopy(results)
     changed["elbow"] = {"bce": 20, "mse": 5, "tolerance": 0.05}
-    changed["config"]["epochs"] = 3
+    changed["config"]["train"]["epochs"] = 3
     for z in Z_DIMS:
         changed["runs"][str(z)]["active_units"] = z
     text = " ".join(conclusions(changed))
@@ -146,4 +146,4 @@ def test_study_config_rejects_bad_settings(bad: dict[str, Any]) -> None:
     from vaelab.errors import VaelabError
 
     with pytest.raises(VaelabError):
-        StudyConfig(**bad)
+        StudyConfig.from_dict(bad)

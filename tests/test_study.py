@@ -88,8 +88,9 @@ def quick_study(tmp_path_factory: pytest.TempPathFactory,
 @LONG
 def test_quick_study_writes_runs_report_and_figures(quick_study: Path) -> None:
     config = json.loads((quick_study / "study.json").read_text())
-    assert config["dataset"] == "mnist-sample" and config["model"] == "seed"
-    assert tuple(config["z_dims"]) == Z_DIMS and config["epochs"] == 1
+    train = config["train"]
+    assert train["dataset"] == "mnist-sample" and train["model"] == "seed"
+    assert tuple(config["z_dims"]) == Z_DIMS and train["epochs"] == 1
     html = (quick_study / "report.html").read_text()
     markdown = (quick_study / "report.md").read_text()
     for section in SECTIONS:
@@ -198,9 +199,9 @@ def test_interrupted_sweep_resumes_without_retraining(tiny_dataset: str, tiny_da
                                                       tmp_path: Path) -> None:
     from vaelab.training.loop import TrainingInterrupted
 
-    config = StudyConfig(out=str(tmp_path / "study"), z_dims=(1, 3), model="mlp",
-                         dataset=tiny_dataset, data_dir=str(tiny_dataset_dir), epochs=2,
-                         batch_size=100, device="cpu")
+    config = StudyConfig.from_dict(dict(out=str(tmp_path / "study"), z_dims=(1, 3), model="mlp",
+                                        dataset=tiny_dataset, data_dir=str(tiny_dataset_dir),
+                                        epochs=2, batch_size=100, device="cpu"))
     steps = {"n": 0}
 
     def stop_in_second_run() -> bool:  # 6 steps per epoch: stop in z3's first epoch
@@ -230,9 +231,9 @@ def test_interrupted_stacked_sweep_resumes_every_run(tiny_dataset: str, tiny_dat
     """The default trainer fits all z_dims at once, so an interruption leaves all unfinished."""
     from vaelab.training.loop import TrainingInterrupted
 
-    config = StudyConfig(out=str(tmp_path / "study"), z_dims=(1, 3), model="mlp",
-                         dataset=tiny_dataset, data_dir=str(tiny_dataset_dir), epochs=2,
-                         batch_size=100, device="cpu")
+    config = StudyConfig.from_dict(dict(out=str(tmp_path / "study"), z_dims=(1, 3), model="mlp",
+                                        dataset=tiny_dataset, data_dir=str(tiny_dataset_dir),
+                                        epochs=2, batch_size=100, device="cpu"))
     steps = {"n": 0}
 
     def stop_in_second_epoch() -> bool:  # 6 steps per epoch
@@ -262,9 +263,9 @@ def test_sweep_refuses_a_run_directory_with_other_settings(
 
     base = dict(out=str(tmp_path / "s"), z_dims=(2,), model="mlp", dataset=tiny_dataset,
                 data_dir=str(tiny_dataset_dir), epochs=1, batch_size=100, device="cpu")
-    train_sweep(StudyConfig(**base).run_configs())  # type: ignore[arg-type]
+    train_sweep(StudyConfig.from_dict(base).run_configs())
     with pytest.raises(VaelabError, match="other settings: lr"):
-        train_sweep(StudyConfig(**{**base, "lr": 0.01}).run_configs())  # type: ignore[arg-type]
+        train_sweep(StudyConfig.from_dict({**base, "lr": 0.01}).run_configs())
 
 
 def test_bad_flags_and_missing_study_are_one_line_errors(tmp_path: Path,
@@ -289,7 +290,7 @@ def test_classifier_cache_falls_back_when_the_data_root_is_read_only(
     root = tmp_path / "shared"
     root.mkdir()
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    config = StudyConfig(out=str(tmp_path / "s"), data_dir=str(root))
+    config = StudyConfig.from_dict(dict(out=str(tmp_path / "s"), data_dir=str(root)))
     assert default_classifier_dir(config) == root / "classifiers"
     monkeypatch.setattr(os, "access", lambda path, mode: False)  # as for a read-only share
     home_cache = tmp_path / "home" / ".cache" / "vaelab" / "classifiers"

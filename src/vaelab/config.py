@@ -1,24 +1,36 @@
-"""Training configuration as a dataclass, with TOML files, presets and generated CLI flags.
+"""Configuration as dataclasses: the model's, the training run's, presets and TOML files.
 
-Precedence, lowest first: field defaults, ``--preset``, ``--config FILE.toml``, flags.
-The resolved config is written as ``config.json`` in the run directory.
+Each setting is declared once, with its help text and its valid range (``vaelab.settings``):
+the fields a model needs (z_dim, iw_samples, ...) live in ``ModelSettings``, which both
+``ModelConfig`` (what rebuilds a model) and ``TrainConfig`` (what defines a run) extend.
+
+Precedence of a training run's settings, lowest first: field defaults, ``--preset``,
+``--config FILE.toml``, flags. The resolved config is written as ``config.json`` in the run
+directory. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import tomllib
-import types
-import typing
-from dataclasses import Field, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from vaelab.errors import VaelabError
+from vaelab.settings import (
+    SEED,
+    Rule,
+    add_setting_arguments,
+    check_settings,
+    given_settings,
+    setting,
+)
 
 __all__ = [
     "PRESETS",
+    "ModelConfig",
+    "ModelSettings",
     "TrainConfig",
     "add_config_arguments",
     "config_from_args",
@@ -26,61 +38,93 @@ __all__ = [
     "resolve_config",
 ]
 
-
-def _opt(default: Any, help: str, check: str | None = None, choices: tuple[str, ...] = ()) -> Any:
-    """A dataclass field that carries its CLI help and its validation rule."""
-    return field(default=default, metadata={"help": help, "check": check, "choices": choices})
+_POSITIVE = Rule("positive")
+_NON_NEGATIVE = Rule("non-negative")
 
 
 @dataclass
-class TrainConfig:
-    """Everything that defines a training run."""
+class ModelSettings:
+    """The settings a model is built from, shared by ``ModelConfig`` and ``TrainConfig``."""
 
-    model: str = _opt("mlp", "architecture from the model registry (see `vaelab models`)")
-    z_dim: int = _opt(20, "number of latent units", "positive")
-    beta: float = _opt(1.0, "weight of the KL term (1 = the ELBO; >1 a beta-VAE)", "non-negative")
-    dataset: str = _opt("mnist-sample", "dataset name (see `vaelab data list`)")
-    data_dir: str | None = _opt(
-        None, "folder holding <dataset>/ files (default $VAELAB_DATA or ~/.cache/vaelab)"
-    )
-    val_size: int | None = _opt(
-        None, "validation images carved from the training set (default 5000 or 10%)", "non-negative"
-    )
-    epochs: int = _opt(10, "passes over the training set", "positive")
-    batch_size: int = _opt(128, "images per optimisation step", "positive")
-    lr: float = _opt(1e-3, "Adam learning rate", "positive")
-    seed: int = _opt(1, "seed for initialisation, shuffling and sampling", "non-negative")
-    device: str = _opt(
-        "auto",
-        "cpu, cuda, mps or auto (cuda, then mps, then cpu)",
-        choices=("auto", "cpu", "cuda", "mps"),
-    )
-    out: str = _opt("runs/latest", "run directory for checkpoints, metrics and pictures")
-    grad_clip: float | None = _opt(
-        None, "clip the gradient norm to this value (off by default)", "positive"
-    )
-    kl_warmup: int = _opt(
-        0, "epochs over which the KL weight rises linearly from 0 to beta", "non-negative"
-    )
-    binarize: str = _opt(
-        "none",
-        "pixel binarisation: none, dynamic (resampled each batch) or static (> 0.5)",
-        choices=("none", "dynamic", "static"),
-    )
-    iw_samples: int = _opt(
-        1, "importance samples per input in the training objective (iwae)", "positive"
-    )
-    precision: str = _opt(
-        "fp32", "fp32, or bf16 autocast for matrix products", choices=("fp32", "bf16")
-    )
-    compile: bool = _opt(False, "torch.compile the training step (pays off for long runs)")
-    checkpoint_every: int = _opt(
-        0, "also write the resumable checkpoint every N steps (0: once per epoch)", "non-negative"
-    )
+    z_dim: int = setting(20, "number of latent units", Rule("positive", upper=4096))
+    iw_samples: int = setting(
+        1, "importance samples per input in the training objective (iwae, hvae)",
+        Rule("positive", upper=10_000))
+    n_pseudo_inputs: int = setting(
+        500, "pseudo-inputs of the VampPrior (vamp)", Rule("positive", upper=100_000))
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            _validate(f, getattr(self, f.name))
+        check_settings(self)
+
+
+@dataclass
+class ModelConfig(ModelSettings):
+    """What is needed to rebuild a model; saved as JSON beside its weights."""
+
+    name: str = "mlp"  # architecture, a key of the model registry
+    image_shape: tuple[int, int, int] = (1, 28, 28)  # channels, height, width
+    num_classes: int = 10  # label count, used by conditional models
+
+    def __post_init__(self) -> None:
+        self.image_shape = tuple(self.image_shape)  # type: ignore[assignment]  # JSON gives a list
+        super().__post_init__()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Known keys only: files of earlier versions carry keys that are no longer used."""
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    @property
+    def n_pixels(self) -> int:
+        c, h, w = self.image_shape
+        return c * h * w
+
+
+@dataclass
+class TrainConfig(ModelSettings):
+    """Everything that defines a training run."""
+
+    model: str = setting("mlp", "architecture from the model registry (see `vaelab models`)")
+    beta: float = setting(1.0, "weight of the KL term (1 = the ELBO; >1 a beta-VAE)",
+                          _NON_NEGATIVE)
+    dataset: str = setting("mnist-sample", "dataset name (see `vaelab data list`)")
+    data_dir: str | None = setting(
+        None, "folder holding <dataset>/ files (default $VAELAB_DATA or ~/.cache/vaelab)")
+    val_size: int | None = setting(
+        None, "validation images carved from the training set (default 5000 or 10%)",
+        Rule("non-negative", upper=10_000_000))
+    epochs: int = setting(10, "passes over the training set", Rule("positive", upper=1_000_000))
+    batch_size: int = setting(128, "images per optimisation step",
+                              Rule("positive", upper=1_000_000))
+    lr: float = setting(1e-3, "Adam learning rate", _POSITIVE)
+    seed: int = setting(1, "seed for initialisation, shuffling and sampling", SEED)
+    device: str = setting("auto", "cpu, cuda, mps or auto (cuda, then mps, then cpu)",
+                          choices=("auto", "cpu", "cuda", "mps"))
+    out: str = setting("runs/latest", "run directory for checkpoints, metrics and pictures")
+    grad_clip: float | None = setting(
+        None, "clip the gradient norm to this value (off by default)", _POSITIVE)
+    kl_warmup: int = setting(
+        0, "epochs over which the KL weight rises linearly from 0 to beta",
+        Rule("non-negative", upper=1_000_000))
+    binarize: str = setting(
+        "none", "pixel binarisation: none, dynamic (resampled each batch) or static (> 0.5)",
+        choices=("none", "dynamic", "static"))
+    precision: str = setting(
+        "fp32", "fp32, bf16 autocast for matrix products, or auto (bf16 where the device runs "
+        "it natively and faster: CUDA with bf16, CPUs with AVX-512-bf16 or AMX; else fp32)",
+        choices=("fp32", "bf16", "auto"))
+    compile: bool = setting(False, "torch.compile the training step (pays off for long runs)")
+    checkpoint_every: int = setting(
+        0, "also write the resumable checkpoint every N steps (0: once per epoch)",
+        Rule("non-negative", upper=10**9))
+    trackers: tuple[str, ...] = setting(
+        (), "experiment trackers to log to: tensorboard, mlflow (comma-separated)", flag=False)
+    experiment: str = setting("vaelab", "MLflow experiment the trackers log to")
+    image_every: int = setting(1, "send picture grids to the trackers every N epochs",
+                               Rule("positive", upper=1_000_000))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,77 +136,15 @@ class TrainConfig:
             raise VaelabError(
                 f"{source}: unknown setting(s) {', '.join(unknown)}; see `vaelab train --help`"
             )
-        return cls(**data)
+        values = dict(data)
+        if isinstance(values.get("trackers"), list):  # JSON has no tuples
+            values["trackers"] = tuple(values["trackers"])
+        return cls(**values)
 
-    def model_config(self) -> Any:
-        """The ModelConfig this run builds (imports torch-free config class lazily)."""
-        from vaelab.models.base import ModelConfig
-
-        return ModelConfig(
-            name=self.model, z_dim=self.z_dim, beta=self.beta, iw_samples=self.iw_samples
-        )
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-_CHECKS: dict[str, tuple[Any, str]] = {
-    "positive": (lambda v: v > 0, "a positive number"),
-    "non-negative": (lambda v: v >= 0, "zero or a positive number"),
-}
-# Lowest accepted integer per check, and upper limits per field: a typo fails here, naming the
-# accepted range, rather than deep inside torch (a seed above 2**63 overflows its generator).
-_INT_LOW = {"positive": 1, "non-negative": 0}
-_UPPER: dict[str, int] = {
-    "z_dim": 4096,
-    "seed": 2**32 - 1,
-    "batch_size": 1_000_000,
-    "epochs": 1_000_000,
-    "iw_samples": 10_000,
-    "val_size": 10_000_000,
-    "kl_warmup": 1_000_000,
-    "checkpoint_every": 10**9,
-}
-
-
-def _range_text(name: str, check: str, expected: type) -> str:
-    upper = _UPPER.get(name)
-    sign = "a positive " if check == "positive" else "an "
-    if expected is int:
-        low = _INT_LOW[check]
-        return (
-            f"{sign}integer from {low} to {upper}" if upper else f"{sign}integer of at least {low}"
-        )
-    return "a positive number (greater than 0)" if check == "positive" else "a number of 0 or more"
-
-
-def _validate(f: Field[Any], value: Any) -> None:
-    if value is None:
-        return
-    expected = _base_type(f)
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        raise VaelabError(f"{_flag(f.name)} must be {expected.__name__}, got {value!r}")
-    if expected is float and not math.isfinite(value):
-        raise VaelabError(f"{_flag(f.name)} must be a finite number, got {value!r}")
-    check, choices = f.metadata.get("check"), f.metadata.get("choices")
-    if check:
-        ok, _ = _CHECKS[check]
-        upper = _UPPER.get(f.name)
-        if not ok(value) or (upper is not None and value > upper):
-            wanted = _range_text(f.name, check, expected)
-            raise VaelabError(f"{_flag(f.name)} must be {wanted}, got {value!r}")
-    if choices and value not in choices:
-        raise VaelabError(f"{_flag(f.name)} must be one of {', '.join(choices)}, got {value!r}")
-
-
-def _base_type(f: Field[Any]) -> type:
-    hint = typing.get_type_hints(TrainConfig)[f.name]
-    if isinstance(hint, types.UnionType):
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
-    return hint  # type: ignore[no-any-return]
+    def model_config(self) -> ModelConfig:
+        """The ModelConfig this run builds."""
+        shared = {f.name: getattr(self, f.name) for f in fields(ModelSettings)}
+        return ModelConfig(name=self.model, **shared)
 
 
 # Named starting points; a preset sets fields, and TOML or flags still override it.
@@ -188,29 +170,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
-    """One flag per TrainConfig field; flags default to "not given" so lower layers show through."""
-    for f in fields(TrainConfig):
-        if f.name in exclude:
-            continue
-        kind = _base_type(f)
-        # argparse %-formats help strings, so a literal "%" must be doubled.
-        shown = "" if f.default is None else f" (default: {f.default})"  # None: help says it
-        help_text = f"{f.metadata['help']}{shown}".replace("%", "%%")
-        if kind is bool:
-            parser.add_argument(
-                _flag(f.name),
-                action=argparse.BooleanOptionalAction,
-                default=argparse.SUPPRESS,
-                help=help_text,
-            )
-        else:
-            parser.add_argument(
-                _flag(f.name),
-                type=_parser_for(kind, f.name),
-                default=argparse.SUPPRESS,
-                metavar=f.name.upper(),
-                help=help_text,
-            )
+    """One flag per TrainConfig setting, plus --preset and --config."""
+    add_setting_arguments(parser, TrainConfig, exclude)
     parser.add_argument(
         "--preset",
         choices=sorted(PRESETS),
@@ -226,19 +187,6 @@ def add_config_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ..
         metavar="FILE.toml",
         help="read settings from a TOML file; flags override it",
     )
-
-
-def _parser_for(kind: type, name: str) -> Any:
-    def parse(text: str) -> Any:
-        try:
-            return kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{_flag(name)} expects {kind.__name__}, got {text!r}"
-            ) from None
-
-    parse.__name__ = kind.__name__
-    return parse
 
 
 def resolve_config(
@@ -260,6 +208,5 @@ def resolve_config(
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values = vars(args)
-    names = set(TrainConfig.__dataclass_fields__)
-    flags = {k: v for k, v in values.items() if k in names}
-    return resolve_config(flags, values.get("preset"), values.get("config"))
+    return resolve_config(given_settings(args, TrainConfig), values.get("preset"),
+                          values.get("config"))

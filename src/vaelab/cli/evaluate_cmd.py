@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from vaelab.errors import VaelabError
+from vaelab.settings import SEED
 
 __all__ = ["CPU_SAMPLES", "GPU_SAMPLES", "register"]
 
@@ -32,7 +33,8 @@ def register(sub: Any) -> None:
                         f"GPU, {CPU_SAMPLES} on a CPU; the K used is always printed)")
     parser.add_argument("--limit", type=int, default=None, metavar="N",
                         help="score only the first N images of the split")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the importance samples")
+    parser.add_argument("--seed", type=SEED.parser("seed"), default=0,
+                        help="seed of the importance samples")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.set_defaults(handler=run)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from vaelab.errors import VaelabError
+from vaelab.settings import SEED
 
 __all__ = ["register"]
 
@@ -26,7 +27,7 @@ def register(sub: Any) -> None:
                          "digit (columns) x --styles prior draws (rows), one z per row.")
     sam.add_argument("run_dir", metavar="RUN_DIR")
     sam.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
-    sam.add_argument("--seed", type=int, default=0)
+    sam.add_argument("--seed", type=SEED.parser("seed"), default=0)
     sam.add_argument("--digit", type=int, default=None, metavar="D",
                      help="conditional models: draw only this class")
     sam.add_argument("--styles", type=int, default=8, metavar="R",

@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from vaelab import __version__
 from vaelab.errors import VaelabError
+from vaelab.settings import SettingError
 
 __all__ = ["COMMANDS", "build_parser", "console_main", "main"]
 
@@ -50,17 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# A seed above 2**63 overflows torch's generator; every command's --seed gets this range.
-SEED_MAX = 2**32 - 1
-
-
-def _check_shared_flags(args: argparse.Namespace) -> None:
-    """Flags several commands share, validated once here, naming the accepted range."""
-    seed = getattr(args, "seed", None)
-    if isinstance(seed, int) and not 0 <= seed <= SEED_MAX:
-        raise VaelabError(f"--seed must be an integer from 0 to {SEED_MAX}, got {seed}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -70,8 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        _check_shared_flags(args)
         return int(args.handler(args) or 0)
+    except SettingError as exc:  # a setting out of range: name it as the flag the user typed
+        print(f"vaelab: error: {exc.flag_message()}", file=sys.stderr)
+        return 2
     except VaelabError as exc:
         print(f"vaelab: error: {exc}", file=sys.stderr)
         return int(getattr(exc, "exit_code", 2))

@@ -6,66 +6,50 @@ import argparse
 import sys
 from typing import Any
 
+from vaelab.cli.trackers import add_tracker_arguments
+
 __all__ = ["register"]
 
 
-def _z_dims(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--z-dims expects comma-separated integers such as 1,2,5, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError("--z-dims needs at least one value")
-    return values
-
-
 def register(sub: Any) -> None:
+    from vaelab.config import TrainConfig
+    from vaelab.settings import add_setting_arguments
+    from vaelab.study.config import STUDY_TRAIN, StudyConfig
+
     parser = sub.add_parser(
         "study", help="train the z_dim sweep and write the latent-space study report",
         description="Train one run directory per z_dim (STUDY_DIR/z1, z2, ...), measure every "
         "model and write STUDY_DIR/report.html and report.md. Defaults are the original study "
         "(seed network, z_dims 1,2,5,10,20, Adam 1e-3, batch 32, 100 epochs, mnist). Running "
-        "it again resumes: finished z_dims are not retrained. Precedence: defaults < the "
-        "study.json of an existing STUDY_DIR < --quick < flags.")
-    given = argparse.SUPPRESS
-    parser.add_argument("--out", default="runs/study", metavar="STUDY_DIR",
-                        help="study directory (default runs/study)")
+        "it again resumes: finished z_dims are not retrained. Every training flag of `vaelab "
+        "train` applies to all runs. Precedence: defaults < the study.json of an existing "
+        "STUDY_DIR < --quick < flags.")
     parser.add_argument("--quick", action="store_true",
                         help="a few-minute version: mnist-sample, 10 epochs, all five z_dims")
-    parser.add_argument("--z-dims", type=_z_dims, default=given, metavar="1,2,5,10,20",
-                        help="latent sizes of the sweep")
-    parser.add_argument("--epochs", type=int, default=given, help="epochs per z_dim (100)")
-    parser.add_argument("--model", default=given, help="architecture (seed)")
-    parser.add_argument("--dataset", default=given, help="dataset name (mnist)")
-    parser.add_argument("--data-dir", default=given,
-                        help="data root (default $VAELAB_DATA or ~/.cache/vaelab)")
-    parser.add_argument("--batch-size", type=int, default=given, help="batch size (32)")
-    parser.add_argument("--lr", type=float, default=given, help="Adam learning rate (1e-3)")
-    parser.add_argument("--seed", type=int, default=given, help="seed of every run (1)")
-    parser.add_argument("--device", default=given, choices=("auto", "cpu", "cuda", "mps"),
-                        help="training device (auto)")
-    parser.add_argument("--classifier-dir", default=given,
-                        help="classifier cache (default <data root>/classifiers)")
+    add_setting_arguments(parser, StudyConfig)
+    shown = {k: v for k, v in STUDY_TRAIN.to_dict().items() if v is not None}
+    add_setting_arguments(parser, TrainConfig, exclude=("out", "z_dim"), defaults=shown)
+    add_tracker_arguments(parser)
     parser.set_defaults(handler=run)
-
-
-_FLAGS = ("z_dims", "epochs", "model", "dataset", "data_dir", "batch_size", "lr", "seed",
-          "device", "classifier_dir")
 
 
 def resolve_study_config(args: argparse.Namespace) -> Any:
     """defaults < STUDY_DIR/study.json < --quick < flags."""
     from pathlib import Path
 
+    from vaelab.config import TrainConfig
+    from vaelab.settings import given_settings
     from vaelab.study.config import QUICK, STUDY_FILE, StudyConfig, load_study_config
 
-    config = StudyConfig(out=args.out)
-    if (Path(args.out) / STUDY_FILE).is_file():
-        config = load_study_config(args.out)
+    out = getattr(args, "out", StudyConfig().out)
+    config = StudyConfig(out=out)
+    if (Path(out) / STUDY_FILE).is_file():
+        config = load_study_config(out)
     if args.quick:
-        config = config.with_overrides(**QUICK)
-    return config.with_overrides(**{k: getattr(args, k) for k in _FLAGS if hasattr(args, k)})
+        config = config.with_overrides(train=QUICK)
+    study_flags = given_settings(args, StudyConfig)
+    train_flags = given_settings(args, TrainConfig)
+    return config.with_overrides(train=train_flags, **study_flags)
 
 
 def _progress() -> Any:
@@ -104,9 +88,11 @@ def _study(args: argparse.Namespace, stop: Any) -> int:
     from vaelab.training.loop import TrainingInterrupted
 
     config = resolve_study_config(args)
-    print(f"study: {config.model} on {config.dataset}, z_dims "
-          f"{', '.join(map(str, config.z_dims))}, {config.epochs} epochs each -> {config.out}",
-          file=sys.stderr)
+    train = config.train
+    seeds = f" x {config.seeds} seeds" if config.seeds > 1 else ""
+    print(f"study: {train.model} on {train.dataset}, z_dims "
+          f"{', '.join(map(str, config.z_dims))}{seeds}, {train.epochs} epochs each -> "
+          f"{config.out}", file=sys.stderr)
     again = f"run `vaelab study --out {config.out}` again to resume"
     started = time.perf_counter()
     try:

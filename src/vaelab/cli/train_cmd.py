@@ -7,6 +7,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from vaelab.cli.trackers import add_tracker_arguments
 from vaelab.config import add_config_arguments, config_from_args
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ def register(sub: Any) -> None:
                             "samples.png. Ctrl-C or SIGTERM stops after the current step and "
                             "saves a checkpoint that --resume continues exactly.")
     add_config_arguments(parser)
+    add_tracker_arguments(parser)
     parser.add_argument("--resume", metavar="RUN_DIR", default=None,
                         help="continue the run in RUN_DIR from its last checkpoint "
                         "(flags such as --epochs may extend it)")

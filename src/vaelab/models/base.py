@@ -9,52 +9,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from vaelab.errors import VaelabError
+from vaelab.config import ModelConfig
 from vaelab.losses import LossTerms, bernoulli_nll, elbo_terms, log_normal, log_standard_normal
 
 __all__ = ["VAE", "ModelConfig", "VAEOutput", "eval_mode"]
-
-
-@dataclass
-class ModelConfig:
-    """What is needed to rebuild a model; saved as JSON beside its weights."""
-
-    name: str = "mlp"  # architecture, a key of the model registry
-    z_dim: int = 20  # number of latent units
-    beta: float = 1.0  # weight of the KL term (beta-VAE, Higgins et al. 2017); 1 is the ELBO
-    image_shape: tuple[int, int, int] = (1, 28, 28)  # channels, height, width
-    num_classes: int = 10  # label count, used by conditional models
-    iw_samples: int = 1  # importance samples per input in the training objective (IWAE)
-    n_pseudo_inputs: int = 500  # pseudo-inputs of the VampPrior
-
-    def __post_init__(self) -> None:
-        if isinstance(self.image_shape, list):
-            self.image_shape = tuple(self.image_shape)  # type: ignore[assignment]
-        if not isinstance(self.z_dim, int) or self.z_dim < 1:
-            raise VaelabError(f"--z-dim must be a positive integer, got {self.z_dim}")
-        if not self.beta >= 0:
-            raise VaelabError(f"--beta must be zero or positive, got {self.beta}")
-        if self.iw_samples < 1:
-            raise VaelabError(f"--iw-samples must be at least 1, got {self.iw_samples}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-    @property
-    def n_pixels(self) -> int:
-        c, h, w = self.image_shape
-        return c * h * w
 
 
 class VAEOutput(NamedTuple):

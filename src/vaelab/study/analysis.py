@@ -81,7 +81,7 @@ def analyze(config: StudyConfig, classifier: Classifier, device: torch.device,
     study_dir = Path(config.out)
     fig_dir = study_dir / FIGURES_DIR
     fig_dir.mkdir(parents=True, exist_ok=True)
-    splits = load_splits(config.dataset, config.data_dir)
+    splits = load_splits(config.train.dataset, config.train.data_dir)
     names = splits.class_names
     test_x = torch.from_numpy(splits.test_images).to(device)
     test_y = torch.from_numpy(splits.test_labels).long().to(device)
@@ -105,7 +105,7 @@ def analyze(config: StudyConfig, classifier: Classifier, device: torch.device,
         means[z_dim] = mu
         n_active, variances[z_dim] = latent.active_units(mu, config.active_threshold)
         counts[z_dim], confidence[z_dim], samples = latent.prior_class_histogram(
-            model, classifier, config.prior_samples, seed=config.seed)
+            model, classifier, config.prior_samples, seed=config.train.seed)
         save_grid(fig_dir / f"samples_z{z_dim}.png", samples[:100], ncol=10)
         rows = latent.interpolate(model, splits.test_images[starts], splits.test_images[ends],
                                   INTERP_STEPS)
@@ -130,14 +130,15 @@ def analyze(config: StudyConfig, classifier: Classifier, device: torch.device,
 
     say("drawing the sweep figures")
     z_dims = list(config.z_dims)
+    train = config.train
     plot_loss_curves(histories, fig_dir / "loss_curves.png",
-                     title=f"{config.model} on {config.dataset}: train dashed, validation solid")
+                     title=f"{train.model} on {train.dataset}: train dashed, validation solid")
     assert originals is not None
     figures.plot_reconstructions(fig_dir / "reconstructions.png", originals, recons)
     measures = {"test reconstruction BCE (nats/image)":
                 [runs[str(z)]["test"]["recon_bce"] for z in z_dims],
                 "test pixel MSE": [runs[str(z)]["test"]["mse"] for z in z_dims]}
-    elbows = {name: elbow(z_dims, values, config.elbow_tolerance)
+    elbows = {name: elbow(z_dims, values, config.elbow_tolerances[1])
               for name, values in measures.items()}
     figures.plot_recon_error(fig_dir / "recon_error.png", z_dims, measures, elbows)
     figures.plot_prior_classes(fig_dir / "prior_classes.png", z_dims, counts, confidence, names)
@@ -147,13 +148,13 @@ def analyze(config: StudyConfig, classifier: Classifier, device: torch.device,
 
     results: dict[str, Any] = {
         "config": config.to_dict(),
-        "model_summary": model_registry.get(config.model).summary,
+        "model_summary": model_registry.get(config.train.model).summary,
         "classifier": asdict(classifier.info),
         "class_names": list(names),
         "n_test": len(splits.test_images),
         "runs": runs,
         "elbow": {"bce": elbows["test reconstruction BCE (nats/image)"],
-                  "mse": elbows["test pixel MSE"], "tolerance": config.elbow_tolerance},
+                  "mse": elbows["test pixel MSE"], "tolerance": config.elbow_tolerances[1]},
     }
     if 1 in models:
         say("mapping the 1-D latent line")

@@ -28,9 +28,10 @@ def conclusions(results: dict[str, Any]) -> list[str]:
     out: list[str] = []
     small, large = z_dims[0], z_dims[-1]
 
-    if config["epochs"] < 100 or config["dataset"] != "mnist":
-        out.append(f"This run trained {config['epochs']} epoch(s) per z_dim on "
-                   f"{config['dataset']}; the original study trained 100 epochs on full MNIST, "
+    train = config["train"]
+    if train["epochs"] < 100 or train["dataset"] != "mnist":
+        out.append(f"This run trained {train['epochs']} epoch(s) per z_dim on "
+                   f"{train['dataset']}; the original study trained 100 epochs on full MNIST, "
                    "so the numbers below describe this shorter run.")
 
     bce = {z: run[z]["test"]["recon_bce"] for z in z_dims}

@@ -45,16 +45,17 @@ def build_document(results: dict[str, Any]) -> Document:
     z_dims = sorted(int(z) for z in runs)
     clf = results["classifier"]
     doc = Document()
-    doc.add("h1", f"VAE latent-space study: {config['model']} network on {config['dataset']}")
-    doc.add("p", f"z_dims {', '.join(map(str, z_dims))}; {config['epochs']} epoch(s) each, batch "
-            f"{config['batch_size']}, Adam lr {config['lr']:g}, seed {config['seed']}. Every "
+    train = config["train"]
+    doc.add("h1", f"VAE latent-space study: {train['model']} network on {train['dataset']}")
+    doc.add("p", f"z_dims {', '.join(map(str, z_dims))}; {train['epochs']} epoch(s) each, batch "
+            f"{train['batch_size']}, Adam lr {train['lr']:g}, seed {train['seed']}. Every "
             "number and figure below was measured from this study directory's checkpoints.")
 
     doc.add("h2", "Method")
     doc.add("p", "A variational autoencoder (Kingma & Welling 2014): the encoder maps an image x "
             "to a diagonal Gaussian posterior q(z|x) = N(mu, diag(exp(logvar))); the decoder "
             "maps z to Bernoulli logits of the 784 pixels. The network is vaelab's "
-            f"'{config['model']}' model: {results.get('model_summary', '')}.")
+            f"'{config['train']['model']}' model: {results.get('model_summary', '')}.")
     doc.add("p", "Training minimises the negative ELBO per image, in nats: the reconstruction "
             "term, binary cross-entropy summed over pixels and computed from logits, plus "
             "KL(q(z|x) || N(0, I)) in closed form (Kingma & Welling 2014, Appendix B): "

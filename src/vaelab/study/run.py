@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,7 +51,7 @@ def default_classifier_dir(config: StudyConfig) -> Path:
 
     from vaelab.data.datasets import default_data_root
 
-    root = default_data_root(config.data_dir)
+    root = default_data_root(config.train.data_dir)
     cache = root / "classifiers"
     if cache.is_dir() or (root.is_dir() and os.access(root, os.W_OK)):
         return cache
@@ -66,10 +65,11 @@ def prepare_classifier(config: StudyConfig, device: torch.device,
         notify(f"classifier epoch {epoch}/{epochs}: cross-entropy {loss:.4f}")
 
     cache = default_classifier_dir(config)
-    if not (cache / classifier_filename(config.dataset)).is_file():
-        notify(f"training the digit classifier on {config.dataset} (cached in {cache})")
-    classifier, path, trained = cached_classifier(config.dataset, cache, config.data_dir,
-                                                  device=device, on_epoch=on_epoch)
+    if not (cache / classifier_filename(config.train.dataset)).is_file():
+        notify(f"training the digit classifier on {config.train.dataset} (cached in {cache})")
+    classifier, path, trained = cached_classifier(config.train.dataset, cache,
+                                                  config.train.data_dir, device=device,
+                                                  on_epoch=on_epoch)
     verb = "trained" if trained else "loaded"
     notify(f"classifier {verb}: {100 * classifier.info.test_accuracy:.2f} % test accuracy "
            f"({path})")
@@ -84,11 +84,11 @@ def _save_study_config(config: StudyConfig) -> None:
     study_dir = make_dir(config.out, "study directory")
     path = study_dir / STUDY_FILE
     if path.is_file():
-        saved = json.loads(path.read_text())
+        saved = load_study_config(study_dir).train
         for key in ("model", "dataset"):
-            if saved.get(key) != getattr(config, key):
-                raise VaelabError(f"{study_dir} holds a study of {key}={saved.get(key)!r}, not "
-                                  f"{getattr(config, key)!r}; choose another --out")
+            if getattr(saved, key) != getattr(config.train, key):
+                raise VaelabError(f"{study_dir} holds a study of {key}={getattr(saved, key)!r}, "
+                                  f"not {getattr(config.train, key)!r}; choose another --out")
     atomic_write_json(path, config.to_dict())
 
 
@@ -101,7 +101,7 @@ def run_study(
     """Train what is not trained yet, then measure every model and write the report."""
     say = notify or (lambda message: None)
     _save_study_config(config)
-    device = resolve_device(config.device)
+    device = resolve_device(config.train.device)
     train_sweep(config.run_configs(), progress, stop_requested)
     prepare_classifier(config, device, say)
     return build_report(config.out, device=str(device), notify=say)
