@@ -49,7 +49,7 @@ from vaelab.data import load_splits
 from vaelab.device import resolve_device
 from vaelab.evaluation.likelihood import estimate_nll
 from vaelab.runs.checkpoint import load_run
-from vaelab.training.loop import TrainingInterrupted, fit
+from vaelab.training import RunOptions, TrainingInterrupted, fit
 
 PYTHAE_BEST = 84.58  # pythae's best reproduction on dynamically binarised MNIST
 BEST_TARGET = 83.0
@@ -101,8 +101,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def train_for(name: str, entry: Entry, args: argparse.Namespace, budget: float,
-              out: Path) -> tuple[Any, float, float]:
-    """Train until the budget is spent; returns (model, epochs done, seconds trained)."""
+              out: Path, n_train: int) -> tuple[Any, float, float, int]:
+    """Train until the budget is spent; returns (model, epochs done, seconds trained, steps)."""
     config = TrainConfig(**entry.settings, dataset=args.dataset, data_dir=args.data_dir,
                          val_size=0, epochs=1_000_000, batch_size=args.batch_size, lr=args.lr,
                          seed=args.seed, device=args.device, out=str(out / name),
@@ -117,13 +117,13 @@ def train_for(name: str, entry: Entry, args: argparse.Namespace, budget: float,
         return now - clock["first_step"] >= budget
 
     with contextlib.suppress(TrainingInterrupted):  # the budget ran out: the usual ending
-        fit(config, stop_requested=out_of_time, pictures=False)
+        fit(config, RunOptions(stop_requested=out_of_time, pictures=False))
     trained = time.perf_counter() - clock.get("first_step", started)
     loaded = load_run(out / name, which="last", device=resolve_device(args.device))
     state = loaded.checkpoint.state
-    steps = math.ceil(60_000 / args.batch_size)
+    steps = math.ceil(n_train / args.batch_size)
     epochs = (state.epoch + state.step / steps) if state is not None else float("nan")
-    return loaded.model, epochs, trained
+    return loaded.model, epochs, trained, state.global_step if state is not None else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     n_test = args.test_images or int(defaults["test_images"])
     splits = load_splits(args.dataset, args.data_dir, 0)
     test_images, test_labels = splits.split("test")
+    n_train = len(splits.train_images)  # every training image: the runs hold none out
     images = torch.from_numpy(test_images[:n_test]).to(device)
     labels = torch.from_numpy(test_labels[:n_test]).long().to(device)
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else \
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.models:
             entry = MODELS[name]
             print(f"[{name}] training for {budget:.0f} s ...", file=sys.stderr, flush=True)
-            model, epochs, trained = train_for(name, entry, args, budget, out)
+            model, epochs, trained, steps = train_for(name, entry, args, budget, out, n_train)
             started = time.perf_counter()
             nll = estimate_nll(model, images, labels, "dynamic", samples=samples, seed=0)
             scored = time.perf_counter() - started
@@ -162,10 +163,13 @@ def main(argv: list[str] | None = None) -> int:
                          f"{nll.nll:.2f} ± {nll.nll_se:.2f}", entry.published, entry.target,
                          f"{gap:+.2f}"])
             results.append({"model": name, "budget_s": budget, "trained_s": trained,
-                            "epochs": epochs, "nll": nll.nll, "nll_se": nll.nll_se,
+                            "epochs": epochs, "steps": steps, "scored_s": scored,
+                            "nll": nll.nll, "nll_se": nll.nll_se,
                             "bits_per_dim": nll.bits_per_dim, "published": entry.published,
                             "target": entry.target, "source": entry.source,
                             "samples": samples, "test_images": len(images), "device": card})
+            if args.out:  # after every model, so a run cut short keeps the models it finished
+                (out / "results.json").write_text(json.dumps(results, indent=1))
         best = min(results, key=lambda r: r["nll"])
         rows.append([f"best ({best['model']})", f"{budget:.0f} s", f"{best['epochs']:.2f}",
                      f"{best['nll']:.2f} ± {best['nll_se']:.2f}", PYTHAE_BEST, BEST_TARGET,
@@ -174,8 +178,6 @@ def main(argv: list[str] | None = None) -> int:
                                   "target", "gap"]))
         print(f"\n{card}; K = {samples} importance samples on {len(images)} test images "
               f"({protocol}); dynamically binarised MNIST; gap = measured - target")
-        if args.out:
-            (out / "results.json").write_text(json.dumps(results, indent=1))
     return 0
 
 

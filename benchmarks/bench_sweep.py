@@ -49,8 +49,7 @@ import torch
 from vaelab.cli.output import format_table
 from vaelab.config import TrainConfig
 from vaelab.device import resolve_device
-from vaelab.training.batched import fit_many
-from vaelab.training.loop import FitResult, fit
+from vaelab.training import FitResult, RunOptions, fit, fit_many
 
 STUDY_EPOCHS = 100  # the default study's epoch count, for the extrapolation
 
@@ -74,37 +73,35 @@ def _timed(run: Any) -> tuple[float, float, list[FitResult]]:
 def _step_timing(args: argparse.Namespace) -> int:
     from vaelab.data import load_splits
     from vaelab.models import create_model
-    from vaelab.pixels import to_float
-    from vaelab.training.stacked import StackedMLP
     from vaelab.training.stacked_step import StackedStep
+    from vaelab.training.step import TrainStep, make_optimizer
 
     device = resolve_device(args.device)
-    images = torch.from_numpy(load_splits(args.dataset, args.data_dir).train_images).to(device)
+    splits = load_splits(args.dataset, args.data_dir)
+    images = torch.from_numpy(splits.train_images).to(device)
+    labels = torch.from_numpy(splits.train_labels).long().to(device)
     batch, steps = args.batch_size, args.steps
-    models = [create_model(name=args.model, z_dim=z).to(device) for z in args.z_dims]
-    optimizers = [torch.optim.Adam(m.parameters(), lr=1e-3, fused=True) for m in models]
-    net = StackedMLP(models, device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
-    net.load_optimizer_states(optimizer, [None] * len(models))
+    configs = [TrainConfig(model=args.model, z_dim=z, batch_size=batch, seed=args.seed,
+                           device=args.device) for z in args.z_dims]
+    models = [create_model(c.model_config()).to(device) for c in configs]
+    alone_steps = [TrainStep(m, make_optimizer(m, c, device), c, images, labels)
+                   for m, c in zip(models, configs, strict=True)]
+    copies = [create_model(c.model_config()).to(device) for c in configs]
+    rngs = [{"cpu": torch.Generator().manual_seed(i).get_state()} for i in range(len(models))]
+    step_fn = StackedStep(copies, configs, images, rngs, [None] * len(models))
     order = torch.randperm(len(images), device=device)
-    offset = torch.zeros((), dtype=torch.long, device=device)
-    step_fn = StackedStep(net, optimizer, images, order, offset, batch)
-    generators = [torch.Generator(device=device).manual_seed(i) for i in range(len(models))]
+    batches = [order[start:start + batch].unsqueeze(0)
+               for start in ((s * batch) % (len(images) - batch) for s in range(steps))]
+    weights = [1.0] * len(models)
 
     def stacked() -> None:
-        for _ in range(steps):
-            if int(offset) + batch > len(images):
-                offset.zero_()
-            step_fn(generators, [1.0] * len(models))
+        for index in batches:
+            step_fn(index, weights)
 
     def alone() -> None:
-        for model, opt in zip(models, optimizers, strict=True):
-            for s in range(steps):
-                start = (s * batch) % (len(images) - batch)
-                out = model(to_float(images[order[start:start + batch]]))
-                opt.zero_grad(set_to_none=True)
-                out.loss.backward()
-                opt.step()
+        for step in alone_steps:  # fit's step, one model after another
+            for index in batches:
+                step(index, weights[:1])
 
     totals = {"stacked": [0.0, 0.0], "alone": [0.0, 0.0]}
     for _ in range(args.rounds):
@@ -132,7 +129,6 @@ def _drift(args: argparse.Namespace) -> int:
     from vaelab.data import load_splits
     from vaelab.models import create_model
     from vaelab.pixels import to_float
-    from vaelab.training.stacked import StackedMLP
     from vaelab.training.stacked_step import StackedStep
 
     splits = load_splits(args.dataset, args.data_dir)
@@ -171,20 +167,13 @@ def _drift(args: argparse.Namespace) -> int:
     def stacked() -> list[Any]:
         built = fresh()
         models = [m for m, _ in built]
-        net = StackedMLP(models, torch.device("cpu"))
-        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
-        net.load_optimizer_states(optimizer, [None] * len(models))
-        offset = torch.zeros((), dtype=torch.long)
-        step_fn = StackedStep(net, optimizer, images, order, offset, batch)
-        generators = []
-        for _, rng in built:
-            generators.append(torch.Generator())
-            generators[-1].set_state(rng)
-        for _ in range(steps):
-            step_fn(generators, [1.0] * len(models))
-        for index, model in enumerate(models):
-            net.copy_to(index, model)
-        return models
+        configs = [TrainConfig(model=args.model, z_dim=z, batch_size=batch, seed=args.seed)
+                   for z in args.z_dims]
+        step_fn = StackedStep(models, configs, images, [{"cpu": rng} for _, rng in built],
+                              [None] * len(models))
+        for step in range(steps):
+            step_fn(order[step * batch:(step + 1) * batch].unsqueeze(0), [1.0] * len(models))
+        return [step_fn.member_model(index) for index in range(len(models))]
 
     def distance(a: Any, b: Any) -> float:
         return max(float((pa - pb).detach().norm() / pa.detach().norm())
@@ -245,11 +234,12 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
 
         def stacked() -> list[FitResult]:
-            return fit_many(_configs(args, root / "stacked"), pictures=False,
-                            cuda_graph=not args.no_cuda_graph)
+            if args.no_cuda_graph:
+                os.environ["VAELAB_CUDA_GRAPHS"] = "0"
+            return fit_many(_configs(args, root / "stacked"), RunOptions(pictures=False))
 
         def sequential() -> list[FitResult]:
-            return [fit(c, pictures=False) for c in _configs(args, root / "sequential")]
+            return [fit(c, RunOptions(pictures=False)) for c in _configs(args, root / "sequential")]
 
         plan = [("stacked (fit_many)", stacked)]
         if not args.skip_sequential:

@@ -12,7 +12,7 @@ the table reports medians, so a machine shared with other work slows both alike.
   step. The speed-up is measured against it.
 * reference tensors: the same loop over a lighter Dataset that slices the uint8 tensor and
   converts it per image (no PIL); its column shows how much of the gap is PIL alone.
-* vaelab: ``vaelab.training.loop.train_epoch`` with a ``TrainStep`` (images resident as uint8,
+* vaelab: ``vaelab.training.epoch.train_epoch`` with a ``TrainStep`` (images resident as uint8,
   batches gathered by index into preallocated buffers, BCE-with-logits, fused Adam; on CUDA
   one CUDA graph per step), fp32 and bf16, and ``torch.compile`` with ``--compile``.
 
@@ -56,8 +56,8 @@ from vaelab.config import TrainConfig
 from vaelab.data import load_splits
 from vaelab.evaluation.elbo import evaluate
 from vaelab.models import create_model
-from vaelab.training.loop import _accumulator, make_optimizer, train_epoch
-from vaelab.training.step import TrainStep
+from vaelab.training.epoch import train_epoch
+from vaelab.training.step import TrainStep, make_optimizer
 
 LAYERS = [(784, 400), (400, 40), (20, 400), (400, 784)]  # (in, out) of each matrix product
 FLOP_PER_IMAGE = 2 * sum(i * o for i, o in LAYERS) * 2 + 2 * sum(i * o for i, o in LAYERS[1:])
@@ -182,8 +182,7 @@ def vaelab_loop(images: torch.Tensor, labels: torch.Tensor, test: torch.Tensor, 
     count = [0]
 
     def epoch() -> None:
-        train_epoch(model, optimizer, train_images, train_labels, config, count[0],
-                    running=_accumulator(device), train_step=step)
+        train_epoch(step, count[0])
         count[0] += 1
 
     def test_loss() -> float:

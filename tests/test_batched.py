@@ -13,8 +13,7 @@ from vaelab.config import TrainConfig
 from vaelab.errors import VaelabError
 from vaelab.models import create_model
 from vaelab.runs.checkpoint import load_run, read_checkpoint
-from vaelab.training.batched import fit_many
-from vaelab.training.loop import FitResult, TrainingInterrupted, fit
+from vaelab.training import FitResult, RunOptions, TrainingInterrupted, fit, fit_many
 from vaelab.training.stacked import StackedMLP
 from vaelab.training.stacked_step import StackedStep
 
@@ -51,7 +50,7 @@ def _assert_same_training(alone: FitResult, stacked: FitResult) -> None:
 def test_batched_sweep_matches_separate_fits(tiny_dataset: str, tiny_dataset_dir: Path,
                                              tmp_path: Path) -> None:
     z_dims = (1, 2, 5)
-    alone = [fit(c, pictures=False) for c in _sweep(tiny_dataset, tiny_dataset_dir,
+    alone = [fit(c, RunOptions(pictures=False)) for c in _sweep(tiny_dataset, tiny_dataset_dir,
                                                     tmp_path / "alone", z_dims)]
     stacked = fit_many(_sweep(tiny_dataset, tiny_dataset_dir, tmp_path / "stacked", z_dims))
     assert [r.model.z_dim for r in stacked] == list(z_dims)
@@ -81,7 +80,7 @@ def test_interrupted_batch_resumes_stacked_or_alone(tiny_dataset: str, tiny_data
     z_dims = (2, 5)
     kw: dict[str, Any] = dict(model="mlp", epochs=1)
     full = fit_many(_sweep(tiny_dataset, tiny_dataset_dir, tmp_path / "full", z_dims, **kw),
-                    pictures=False)
+                    RunOptions(pictures=False))
     cut = _sweep(tiny_dataset, tiny_dataset_dir, tmp_path / "cut", z_dims, **kw)
     calls = {"n": 0}
 
@@ -90,15 +89,15 @@ def test_interrupted_batch_resumes_stacked_or_alone(tiny_dataset: str, tiny_data
         return calls["n"] == 5  # of the 9 steps of the epoch
 
     with pytest.raises(TrainingInterrupted, match="resume"):
-        fit_many(cut, stop_requested=stop_after_5, pictures=False)
+        fit_many(cut, RunOptions(stop_requested=stop_after_5, pictures=False))
     for config in cut:
         state = read_checkpoint(Path(config.out) / "last.safetensors").state
         assert state is not None and (state.epoch, state.step, state.global_step) == (0, 5, 5)
     # One run continued alone by fit, as `vaelab train --resume` does.
     shutil.copytree(cut[1].out, tmp_path / "alone")
     alone = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "alone", z_dim=5, **kw),
-                resume=True, pictures=False)
-    resumed = fit_many(cut, resume=True, pictures=False)
+                RunOptions(resume=True, pictures=False))
+    resumed = fit_many(cut, RunOptions(resume=True, pictures=False))
     for a, b in zip(full, resumed, strict=True):
         for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
             assert torch.equal(pa, pb)
@@ -125,11 +124,11 @@ def test_finished_runs_are_skipped_and_unfinished_extended(tiny_dataset: str,
                                                            tiny_dataset_dir: Path,
                                                            tmp_path: Path) -> None:
     configs = _sweep(tiny_dataset, tiny_dataset_dir, tmp_path, (2, 3), model="mlp", epochs=1)
-    first = fit_many(configs, pictures=False)
+    first = fit_many(configs, RunOptions(pictures=False))
     last = Path(configs[0].out) / "last.safetensors"
     stamp = last.stat().st_mtime_ns
     progress = _Recorder()
-    again = fit_many(configs, resume=True, progress=progress, pictures=False)
+    again = fit_many(configs, RunOptions(resume=True, progress=progress, pictures=False))
     assert progress.starts == [] and last.stat().st_mtime_ns == stamp
     for a, b in zip(first, again, strict=True):
         assert a.history == b.history
@@ -139,20 +138,20 @@ def test_finished_runs_are_skipped_and_unfinished_extended(tiny_dataset: str,
     longer = [configs[0], _config(tiny_dataset, tiny_dataset_dir, tmp_path / "z3", z_dim=3,
                                   model="mlp", epochs=2)]
     progress = _Recorder()
-    extended = fit_many(longer, resume=True, progress=progress, pictures=False)
+    extended = fit_many(longer, RunOptions(resume=True, progress=progress, pictures=False))
     assert progress.starts == [1] and progress.ends == [2]
     assert [len(r.history) for r in extended] == [1, 2]
 
 
 def test_refuses_before_writing(tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path) -> None:
     fit_many(_sweep(tiny_dataset, tiny_dataset_dir, tmp_path, (2,), model="mlp", epochs=1),
-             pictures=False)
+             RunOptions(pictures=False))
     configs = _sweep(tiny_dataset, tiny_dataset_dir, tmp_path, (1, 2), model="mlp", epochs=1)
     with pytest.raises(VaelabError, match="already holds a run"):
         fit_many(configs)
     assert not (tmp_path / "z1").exists()
     with pytest.raises(VaelabError, match="is missing"):
-        fit_many(configs, resume=True)
+        fit_many(configs, RunOptions(resume=True))
     twice = [configs[0], configs[0]]
     with pytest.raises(VaelabError, match="own --out"):
         fit_many(twice)
@@ -164,8 +163,9 @@ def test_unstackable_config_is_trained_by_fit(tiny_dataset: str, tiny_dataset_di
     kw = dict(model="mlp", z_dim=2, epochs=1, binarize="dynamic")
     mixed = fit_many([_config(tiny_dataset, tiny_dataset_dir, tmp_path / "dynamic", **kw),
                       _config(tiny_dataset, tiny_dataset_dir, tmp_path / "mlp", model="mlp",
-                              epochs=1)], pictures=False)
-    alone = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "alone", **kw), pictures=False)
+                              epochs=1)], RunOptions(pictures=False))
+    alone = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "alone", **kw),
+                RunOptions(pictures=False))
     for pa, pb in zip(alone.model.parameters(), mixed[0].model.parameters(), strict=True):
         assert torch.equal(pa, pb)
     assert mixed[1].model.z_dim == 20
@@ -206,18 +206,15 @@ def test_stacked_terms_match_each_model_and_padding_gets_no_gradient() -> None:
 
 
 def _step_runs(use_graph: bool, device: torch.device, steps: int = 4) -> list[torch.Tensor]:
-    models = _models((2, 5))
-    stacked = StackedMLP(models, device)
-    optimizer = torch.optim.Adam(stacked.parameters(), lr=1e-3, fused=True,
-                                 capturable=device.type == "cuda")
-    stacked.load_optimizer_states(optimizer, [None, None])
+    models = [m.to(device) for m in _models((2, 5))]
+    configs = [TrainConfig(model="mlp", z_dim=m.z_dim, batch_size=8) for m in models]
+    rngs = [{"cpu": torch.Generator().manual_seed(s).get_state()} for s in (1, 2)]
     images = (torch.rand(40, 28, 28) * 255).to(torch.uint8).to(device)
     order = torch.randperm(40, generator=torch.Generator().manual_seed(1)).to(device)
-    offset = torch.zeros((), dtype=torch.long, device=device)
-    step = StackedStep(stacked, optimizer, images, order, offset, 8, use_graph=use_graph)
-    generators = [torch.Generator(device=device).manual_seed(s) for s in (1, 2)]
-    sums = [step(generators, [1.0, 0.5]).clone() for _ in range(steps)]
-    return [*sums, *[p.detach().clone() for p in stacked.parameters()]]
+    step = StackedStep(models, configs, images, rngs, [None, None], use_graph=use_graph)
+    sums = [step(order[8 * i:8 * (i + 1)].unsqueeze(0), [1.0, 0.5]).clone()
+            for i in range(steps)]
+    return [*sums, *[p.detach().clone() for p in step.stacked.parameters()]]
 
 
 def test_graph_step_runs_eagerly_off_cuda() -> None:
@@ -227,6 +224,7 @@ def test_graph_step_runs_eagerly_off_cuda() -> None:
         assert torch.equal(a, b)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_graph_step_matches_eager_step() -> None:
     device = torch.device("cuda")

@@ -4,13 +4,14 @@ import json
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 import torch.multiprocessing as mp
 
 from vaelab.config import TrainConfig
-from vaelab.training.loop import fit
+from vaelab.training import RunOptions, fit
 from vaelab.training.sharded import ShardedNoise, launched, shard_bounds
 
 # 540 training images at batch 63: eight full batches split 32/31 and a last batch of 36.
@@ -18,7 +19,8 @@ _SETTINGS = dict(epochs=2, batch_size=63, z_dim=4, device="cpu", binarize="dynam
 
 
 def _config(dataset: str, data_dir: Path, out: Path, **kw: object) -> TrainConfig:
-    return TrainConfig(**{**_SETTINGS, "dataset": dataset, "data_dir": str(data_dir),  # type: ignore[arg-type]
+    return TrainConfig(**{**_SETTINGS, "dataset": dataset, "data_dir": str(data_dir),
+                           # type: ignore[arg-type]
                           "out": str(out), **kw})
 
 
@@ -40,14 +42,14 @@ def _rank_main(rank: int, world: int, port: int, data_dir: str, sums: dict[str, 
     from vaelab.training import sharded as distributed
 
     steps: list[int] = []
-    sharded_step = distributed.Shard.step
+    sharded_step = distributed.ShardedStep.__call__
 
-    def counted(self: distributed.Shard, *args: object) -> torch.Tensor:
-        steps.append(self.world_size)
-        return sharded_step(self, *args)  # type: ignore[arg-type]
+    def counted(self: distributed.ShardedStep, *args: Any) -> torch.Tensor:
+        steps.append(self.shard.world_size)
+        return sharded_step(self, *args)
 
-    distributed.Shard.step = counted  # type: ignore[method-assign]
-    fit(_config("tiny", Path(data_dir), Path(out)), pictures=False)
+    distributed.ShardedStep.__call__ = counted  # type: ignore[method-assign]
+    fit(_config("tiny", Path(data_dir), Path(out)), RunOptions(pictures=False))
     (Path(out).parent / f"rank{rank}.json").write_text(json.dumps(steps))
 
 
@@ -59,7 +61,8 @@ def test_two_gloo_ranks_match_one_process(tiny_dataset: str, tiny_dataset_dir: P
     ddp_dir = tmp_path / "ddp"
     mp.start_processes(_rank_main, args=(2, _free_port(), str(tiny_dataset_dir), sums,
                                          str(ddp_dir)), nprocs=2, start_method="spawn")
-    single = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "one"), pictures=False)
+    single = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "one"),
+                 RunOptions(pictures=False))
     ddp = [json.loads(line) for line in (ddp_dir / "metrics.jsonl").read_text().splitlines()]
     for a, b in zip(ddp, single.history, strict=True):
         for key in ("train_loss", "train_kl", "val_loss", "val_recon"):
@@ -69,10 +72,10 @@ def test_two_gloo_ranks_match_one_process(tiny_dataset: str, tiny_dataset_dir: P
     # Only rank 0 wrote, and its checkpoint continues as a single-process run would.
     written = {p.name for p in ddp_dir.iterdir()} - {"train.lock"}
     assert written == {"best.safetensors", "config.json", "last.safetensors", "metrics.jsonl"}
-    resumed = fit(_config(tiny_dataset, tiny_dataset_dir, ddp_dir, epochs=3), resume=True,
-                  pictures=False)
+    resumed = fit(_config(tiny_dataset, tiny_dataset_dir, ddp_dir, epochs=3),
+                  RunOptions(resume=True, pictures=False))
     longer = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "one3", epochs=3),
-                 pictures=False)
+                 RunOptions(pictures=False))
     for pa, pb in zip(resumed.model.parameters(), longer.model.parameters(), strict=True):
         torch.testing.assert_close(pa, pb, rtol=1e-3, atol=1e-4)
     assert resumed.history[-1]["val_loss"] == pytest.approx(longer.history[-1]["val_loss"],

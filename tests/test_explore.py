@@ -21,7 +21,7 @@ from vaelab.explore.page import render_page
 from vaelab.models import VAE, ModelConfig, create_model
 from vaelab.models.registry import ModelEntry, model_registry
 from vaelab.runs.checkpoint import save_checkpoint
-from vaelab.training.loop import fit
+from vaelab.training import RunOptions, fit
 
 EXPLORABLE = ("seed", "mlp", "conv")
 
@@ -165,7 +165,7 @@ def _train(tiny_dataset: str, tiny_dataset_dir: Path, out: Path, model: str, z_d
     config = TrainConfig(model=model, z_dim=z_dim, dataset=tiny_dataset,
                          data_dir=str(tiny_dataset_dir), epochs=1, batch_size=100, device="cpu",
                          out=str(out))
-    fit(config, pictures=False)
+    fit(config, RunOptions(pictures=False))
     return out
 
 

@@ -19,7 +19,7 @@ from conftest import REPO, make_digits, write_idx
 from vaelab.config import TrainConfig
 from vaelab.explore import write_explorer
 from vaelab.runs.checkpoint import load_run
-from vaelab.training.loop import fit
+from vaelab.training import RunOptions, fit
 
 pytestmark = pytest.mark.browser
 
@@ -74,7 +74,8 @@ def runs(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
                               ("mlp-1", "mlp", 1)):
         run = out / f"{model}-{z_dim}"
         fit(TrainConfig(model=model, z_dim=z_dim, dataset=DATASET, data_dir=str(data_root),
-                        epochs=1, batch_size=100, device="cpu", out=str(run)), pictures=False)
+                        epochs=1, batch_size=100, device="cpu", out=str(run)),
+            RunOptions(pictures=False))
         write_explorer(run, data_dir=str(data_root))
         made[key] = run
     return made

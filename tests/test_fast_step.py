@@ -9,14 +9,9 @@ import torch
 from vaelab.config import TrainConfig
 from vaelab.models import create_model
 from vaelab.pixels import BINARIZERS, to_float
-from vaelab.training.loop import (
-    _accumulator,
-    epoch_permutation,
-    kl_weight,
-    make_optimizer,
-    train_epoch,
-)
-from vaelab.training.step import TrainStep
+from vaelab.training.epoch import train_epoch
+from vaelab.training.schedule import epoch_permutation, kl_weight
+from vaelab.training.step import TrainStep, make_optimizer
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -40,7 +35,7 @@ def _textbook_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     """The plain loop the step replaces: index, convert, forward, backward, Adam."""
     steps = math.ceil(len(images) / config.batch_size)
     order = epoch_permutation(len(images), config.seed, epoch, images.device)
-    sums = _accumulator(images.device)
+    sums = torch.zeros(3, dtype=torch.float64, device=images.device)
     binarize = BINARIZERS[config.binarize]
     for step in range(steps):
         index = order[step * config.batch_size:(step + 1) * config.batch_size]
@@ -72,11 +67,11 @@ def test_eager_step_is_the_textbook_update(settings: dict[str, object]) -> None:
     step = TrainStep(model_a, opt_a, config, images, labels)
     for epoch in range(2):
         torch.manual_seed(10 + epoch)
-        sums_a, done = train_epoch(model_a, opt_a, images, labels, config, epoch, train_step=step)
+        sums_a, done = train_epoch(step, epoch)
         torch.manual_seed(10 + epoch)
         sums_b = _textbook_epoch(model_b, opt_b, images, labels, config, epoch)
         assert done == 4
-        assert torch.equal(sums_a, sums_b)
+        assert torch.equal(sums_a[0], sums_b)
     for pa, pb in zip(model_a.parameters(), model_b.parameters(), strict=True):
         assert torch.equal(pa, pb)
 
@@ -86,12 +81,12 @@ def test_step_lowers_the_loss_and_reuses_its_buffers() -> None:
     images, labels = _data(100)
     model, optimizer = _setup(config)
     step = TrainStep(model, optimizer, config, images, labels)
-    first, _ = train_epoch(model, optimizer, images, labels, config, 0, train_step=step)
+    first, _ = train_epoch(step, 0)
     buffers = step.buffers_for(50)
     for epoch in range(1, 6):
-        last, _ = train_epoch(model, optimizer, images, labels, config, epoch, train_step=step)
+        last, _ = train_epoch(step, epoch)
     assert step.buffers_for(50) is buffers  # one set of buffers per batch size, reused
-    assert float(last[0]) < float(first[0])
+    assert float(last[0, 0]) < float(first[0, 0])
 
 
 def test_bf16_autocast_trains_close_to_fp32() -> None:
@@ -103,8 +98,8 @@ def test_bf16_autocast_trains_close_to_fp32() -> None:
         step = TrainStep(model, optimizer, config, images, labels)
         for epoch in range(3):
             torch.manual_seed(epoch)
-            sums, _ = train_epoch(model, optimizer, images, labels, config, epoch, train_step=step)
-        losses[precision] = float(sums[0]) / len(images)
+            sums, _ = train_epoch(step, epoch)
+        losses[precision] = float(sums[0, 0]) / len(images)
     assert math.isfinite(losses["bf16"])
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.02)
 
@@ -119,7 +114,7 @@ def test_capturable_flag_follows_the_device() -> None:
     step = TrainStep(model, optimizer, config, images, labels)
     assert not step.use_graphs
     assert all(group["capturable"] is False for group in optimizer.param_groups)
-    train_epoch(model, optimizer, images, labels, config, 0, train_step=step)
+    train_epoch(step, 0)
 
 
 def test_graphs_are_off_on_cpu_even_when_asked() -> None:
@@ -129,6 +124,7 @@ def test_graphs_are_off_on_cpu_even_when_asked() -> None:
     assert not TrainStep(model, optimizer, config, images, labels, graphs=True).use_graphs
 
 
+@pytest.mark.cuda
 @cuda
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_cuda_graph_step_matches_eager_on_gpu(precision: str) -> None:
@@ -142,9 +138,9 @@ def test_cuda_graph_step_matches_eager_on_gpu(precision: str) -> None:
         step = TrainStep(model, optimizer, config, images, labels, graphs=graphs)
         torch.cuda.manual_seed(0)
         for epoch in range(5):
-            sums, _ = train_epoch(model, optimizer, images, labels, config, epoch, train_step=step)
+            sums, _ = train_epoch(step, epoch)
         assert step.use_graphs == graphs
-        results.append((float(sums[0]), [p.detach().clone() for p in model.parameters()]))
+        results.append((float(sums[0, 0]), [p.detach().clone() for p in model.parameters()]))
     # Same data order and arithmetic; the noise may come from a different Philox offset,
     # so the two runs are compared as trainings, not bit for bit.
     assert results[1][0] == pytest.approx(results[0][0], rel=0.02)
@@ -163,7 +159,7 @@ def test_compiled_step_matches_eager() -> None:
         model, optimizer = _setup(config)
         step = TrainStep(model, optimizer, config, images, labels)
         torch.manual_seed(0)
-        result, _ = train_epoch(model, optimizer, images, labels, config, 0, train_step=step)
+        result, _ = train_epoch(step, 0)
         sums.append(result)
     # Inductor's fused loops round differently; the noise and data order are the same.
     torch.testing.assert_close(sums[1], sums[0], rtol=1e-4, atol=1e-3)

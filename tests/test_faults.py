@@ -28,9 +28,10 @@ from vaelab.cli.main import main
 from vaelab.config import TrainConfig
 from vaelab.errors import VaelabError
 from vaelab.models import create_model
-from vaelab.runs.checkpoint import LAST, build_model, load_run, read_checkpoint, save_checkpoint
+from vaelab.runs.checkpoint import build_model, load_run, read_checkpoint, save_checkpoint
+from vaelab.runs.layout import LAST
 from vaelab.runs.lock import LOCK_NAME, RunLock
-from vaelab.training.loop import fit
+from vaelab.training import RunOptions, fit
 
 LAUNCHER = '''
 import hashlib, os, runpy
@@ -132,7 +133,7 @@ def test_kills_at_random_points_resume_bit_identical(trainer: Trainer, tiny_data
     # The uninterrupted run, in this process: the same code and settings as Trainer.args.
     fit(TrainConfig(dataset=tiny_dataset, data_dir=str(trainer.data_dir), epochs=2,
                     batch_size=32, z_dim=2, device="cpu", checkpoint_every=1,
-                    out=str(reference)), pictures=False)
+                    out=str(reference)), RunOptions(pictures=False))
 
     run = tmp_path / "run"
     rng = random.Random(7)
@@ -269,7 +270,7 @@ def _config(tiny_dataset: str, data_dir: Path, out: Path, **kw: Any) -> TrainCon
 def test_nan_stops_naming_epoch_and_step(tiny_dataset: str, tiny_dataset_dir: Path,
                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                          every: int) -> None:
-    import vaelab.training.loop as train_module
+    import vaelab.training.epoch as train_module
 
     real = train_module.kl_weight
 
@@ -281,7 +282,7 @@ def test_nan_stops_naming_epoch_and_step(tiny_dataset: str, tiny_dataset_dir: Pa
     run = tmp_path / "run"
     config = _config(tiny_dataset, tiny_dataset_dir, run, checkpoint_every=every)
     with pytest.raises(VaelabError) as info:
-        fit(config, pictures=False)
+        fit(config, RunOptions(pictures=False))
     message = str(info.value)
     assert "epoch 2, step 5" in message and "--lr" in message and "--grad-clip" in message
     assert str(run / LAST) in message
@@ -425,7 +426,7 @@ def test_too_little_free_space_fails_before_training(
                         lambda p: real(p)._replace(free=1_000_000))
     run = tmp_path / "run"
     with pytest.raises(VaelabError, match=r"1\.0 MB free but writing the checkpoints needs"):
-        fit(_config(tiny_dataset, tiny_dataset_dir, run), pictures=False)
+        fit(_config(tiny_dataset, tiny_dataset_dir, run), RunOptions(pictures=False))
     assert not (run / LAST).exists()
 
 
@@ -446,7 +447,7 @@ class _FillAfterFirstEpoch:
 
 def _assert_full_disk_handled(run: Path, hook: _FillAfterFirstEpoch, config: TrainConfig) -> None:
     with pytest.raises(VaelabError, match="no space left") as info:
-        fit(config, progress=hook, pictures=False)
+        fit(config, RunOptions(progress=hook, pictures=False))
     assert len(str(info.value).splitlines()) == 1
     assert (run / LAST).read_bytes() == hook.saved  # the previous checkpoint is intact
     state = read_checkpoint(run / LAST).state
@@ -500,9 +501,10 @@ def test_disk_full_on_a_real_tmpfs(tiny_dataset: str, tiny_dataset_dir: Path,
 def test_stale_temp_files_are_removed_on_resume(tiny_dataset: str, tiny_dataset_dir: Path,
                                                 tmp_path: Path) -> None:
     run = tmp_path / "run"
-    fit(_config(tiny_dataset, tiny_dataset_dir, run, epochs=1), pictures=False)
+    fit(_config(tiny_dataset, tiny_dataset_dir, run, epochs=1), RunOptions(pictures=False))
     leftover = run / ".last.safetensors.k1ll3d.tmp"
     leftover.write_bytes(b"half a checkpoint")
     assert read_checkpoint(run / LAST).state is not None  # readers ignore it
-    fit(_config(tiny_dataset, tiny_dataset_dir, run, epochs=2), resume=True, pictures=False)
+    fit(_config(tiny_dataset, tiny_dataset_dir, run, epochs=2), RunOptions(resume=True,
+                                                                           pictures=False))
     assert not leftover.exists()

@@ -20,6 +20,7 @@ from vaelab.study.analysis import figure_names
 from vaelab.study.config import StudyConfig
 from vaelab.study.report import SECTIONS
 from vaelab.study.sweep import SweepProgress, fit_each, train_sweep
+from vaelab.training import RunOptions
 
 Z_DIMS = (1, 2, 5, 10, 20)
 # About 3 minutes on an idle 2-core machine (plus the first-ever classifier training); the
@@ -197,7 +198,7 @@ class Recorder(SweepProgress):
 
 def test_interrupted_sweep_resumes_without_retraining(tiny_dataset: str, tiny_dataset_dir: Path,
                                                       tmp_path: Path) -> None:
-    from vaelab.training.loop import TrainingInterrupted
+    from vaelab.training import TrainingInterrupted
 
     config = StudyConfig.from_dict(dict(out=str(tmp_path / "study"), z_dims=(1, 3), model="mlp",
                                         dataset=tiny_dataset, data_dir=str(tiny_dataset_dir),
@@ -210,11 +211,13 @@ def test_interrupted_sweep_resumes_without_retraining(tiny_dataset: str, tiny_da
 
     first = Recorder()
     with pytest.raises(TrainingInterrupted):
-        train_sweep(config.run_configs(), first, stop_in_second_run, trainer=fit_each)
+        train_sweep(config.run_configs(),
+                    RunOptions(progress=first, stop_requested=stop_in_second_run),
+                    trainer=fit_each)
     assert first.events == [("new", 1), ("new", 3)]
     done = (tmp_path / "study" / "z1" / "last.safetensors").stat().st_mtime_ns
     second = Recorder()
-    runs = train_sweep(config.run_configs(), second, trainer=fit_each)
+    runs = train_sweep(config.run_configs(), RunOptions(progress=second), trainer=fit_each)
     assert second.events == [("skipped", 1), ("resumed", 3)]
     assert [(r.z_dim, r.status) for r in runs] == [(1, "finished"), (3, "resumed")]
     assert (tmp_path / "study" / "z1" / "last.safetensors").stat().st_mtime_ns == done
@@ -222,14 +225,14 @@ def test_interrupted_sweep_resumes_without_retraining(tiny_dataset: str, tiny_da
                (tmp_path / "study" / "z3" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in history] == [1, 2]
     third = Recorder()
-    train_sweep(config.run_configs(), third, trainer=fit_each)
+    train_sweep(config.run_configs(), RunOptions(progress=third), trainer=fit_each)
     assert third.events == [("skipped", 1), ("skipped", 3)]
 
 
 def test_interrupted_stacked_sweep_resumes_every_run(tiny_dataset: str, tiny_dataset_dir: Path,
                                                      tmp_path: Path) -> None:
     """The default trainer fits all z_dims at once, so an interruption leaves all unfinished."""
-    from vaelab.training.loop import TrainingInterrupted
+    from vaelab.training import TrainingInterrupted
 
     config = StudyConfig.from_dict(dict(out=str(tmp_path / "study"), z_dims=(1, 3), model="mlp",
                                         dataset=tiny_dataset, data_dir=str(tiny_dataset_dir),
@@ -242,10 +245,11 @@ def test_interrupted_stacked_sweep_resumes_every_run(tiny_dataset: str, tiny_dat
 
     first = Recorder()
     with pytest.raises(TrainingInterrupted):
-        train_sweep(config.run_configs(), first, stop_in_second_epoch)
+        train_sweep(config.run_configs(),
+                    RunOptions(progress=first, stop_requested=stop_in_second_epoch))
     assert first.events == [("new", 1), ("new", 3)]
     second = Recorder()
-    runs = train_sweep(config.run_configs(), second)
+    runs = train_sweep(config.run_configs(), RunOptions(progress=second))
     assert second.events == [("resumed", 1), ("resumed", 3)]
     assert [(r.z_dim, r.status) for r in runs] == [(1, "resumed"), (3, "resumed")]
     for z in (1, 3):
@@ -253,7 +257,7 @@ def test_interrupted_stacked_sweep_resumes_every_run(tiny_dataset: str, tiny_dat
                    (tmp_path / "study" / f"z{z}" / "metrics.jsonl").read_text().splitlines()]
         assert [r["epoch"] for r in history] == [1, 2]
     third = Recorder()
-    train_sweep(config.run_configs(), third)
+    train_sweep(config.run_configs(), RunOptions(progress=third))
     assert third.events == [("skipped", 1), ("skipped", 3)]
 
 

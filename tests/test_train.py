@@ -10,7 +10,8 @@ from vaelab.config import TrainConfig
 from vaelab.evaluation.elbo import evaluate
 from vaelab.models import create_model
 from vaelab.runs.checkpoint import load_run, read_checkpoint
-from vaelab.training.loop import epoch_permutation, fit
+from vaelab.training import RunOptions, fit
+from vaelab.training.schedule import epoch_permutation
 
 
 def _config(tiny_dataset: str, tiny_dataset_dir: Path, out: Path, **kw: object) -> TrainConfig:
@@ -55,8 +56,8 @@ def test_fit_writes_run_directory(
 def test_training_is_deterministic_on_cpu(
     tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path
 ) -> None:
-    a = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "a"), pictures=False)
-    b = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "b"), pictures=False)
+    a = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "a"), RunOptions(pictures=False))
+    b = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "b"), RunOptions(pictures=False))
     for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
         assert torch.equal(pa, pb)
     assert a.history[-1]["val_loss"] == b.history[-1]["val_loss"]
@@ -65,13 +66,12 @@ def test_training_is_deterministic_on_cpu(
 def test_resume_matches_uninterrupted_run(
     tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path
 ) -> None:
-    full = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "full", epochs=3), pictures=False)
-    fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "part", epochs=1), pictures=False)
-    resumed = fit(
-        _config(tiny_dataset, tiny_dataset_dir, tmp_path / "part", epochs=3),
-        resume=True,
-        pictures=False,
-    )
+    full = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "full", epochs=3),
+               RunOptions(pictures=False))
+    fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "part", epochs=1),
+        RunOptions(pictures=False))
+    resumed = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "part", epochs=3),
+                  RunOptions(resume=True, pictures=False))
     for pa, pb in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
         assert torch.equal(pa, pb)
     assert [r["val_loss"] for r in full.history] == [r["val_loss"] for r in resumed.history]
@@ -80,9 +80,10 @@ def test_resume_matches_uninterrupted_run(
 def test_resume_mid_epoch_matches(
     tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path
 ) -> None:
-    from vaelab.training.loop import TrainingInterrupted
+    from vaelab.training import TrainingInterrupted
 
-    full = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "full"), pictures=False)
+    full = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "full"),
+               RunOptions(pictures=False))
     calls = {"n": 0}
 
     def stop_after_12() -> bool:
@@ -90,16 +91,12 @@ def test_resume_mid_epoch_matches(
         return calls["n"] == 12  # 9 steps per epoch: stops at epoch 2, step 3
 
     with pytest.raises(TrainingInterrupted, match="resume"):
-        fit(
-            _config(tiny_dataset, tiny_dataset_dir, tmp_path / "cut"),
-            stop_requested=stop_after_12,
-            pictures=False,
-        )
+        fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "cut"),
+            RunOptions(stop_requested=stop_after_12, pictures=False))
     state = read_checkpoint(tmp_path / "cut" / "last.safetensors").state
     assert state is not None and (state.epoch, state.step) == (1, 3)
-    resumed = fit(
-        _config(tiny_dataset, tiny_dataset_dir, tmp_path / "cut"), resume=True, pictures=False
-    )
+    resumed = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "cut"),
+                  RunOptions(resume=True, pictures=False))
     for pa, pb in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
         assert torch.equal(pa, pb)
     assert full.history == [
@@ -110,10 +107,8 @@ def test_resume_mid_epoch_matches(
 def test_save_load_gives_identical_outputs(
     tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path
 ) -> None:
-    result = fit(
-        _config(tiny_dataset, tiny_dataset_dir, tmp_path / "run", epochs=1, model="conv"),
-        pictures=False,
-    )
+    result = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "run", epochs=1, model="conv"),
+                 RunOptions(pictures=False))
     loaded = load_run(tmp_path / "run", which="last")
     result.model.eval()
     x = torch.rand(7, 1, 28, 28)
@@ -151,8 +146,8 @@ def test_existing_run_is_not_overwritten(
     from vaelab.errors import VaelabError
 
     config = _config(tiny_dataset, tiny_dataset_dir, tmp_path / "run", epochs=1)
-    fit(config, pictures=False)
+    fit(config, RunOptions(pictures=False))
     before = (tmp_path / "run" / "last.safetensors").read_bytes()
     with pytest.raises(VaelabError, match="--resume"):
-        fit(config, pictures=False)
+        fit(config, RunOptions(pictures=False))
     assert (tmp_path / "run" / "last.safetensors").read_bytes() == before

@@ -12,7 +12,7 @@ from vaelab.config import TrainConfig
 from vaelab.losses import log_normal
 from vaelab.models import create_model
 from vaelab.runs.checkpoint import load_run
-from vaelab.training.loop import fit
+from vaelab.training import RunOptions, fit
 
 ZOO = ["vae", "iwae", "cvae", "vamp", "hvae"]
 
@@ -89,7 +89,7 @@ def test_save_load_same_outputs(name: str, tiny_dataset: str, tiny_dataset_dir: 
     config = TrainConfig(model=name, dataset=tiny_dataset, data_dir=str(tiny_dataset_dir),
                          epochs=1, batch_size=100, z_dim=3, device="cpu", out=str(tmp_path / "r"),
                          binarize="dynamic", iw_samples=3 if name in ("iwae", "hvae") else 1)
-    result = fit(config, pictures=False)
+    result = fit(config, RunOptions(pictures=False))
     loaded = load_run(tmp_path / "r", which="last").model
     trained = result.model.eval()
     x, y = _batch(8)

@@ -2,7 +2,7 @@
 
 The public API, importable from ``vaelab`` directly:
 
-* ``TrainConfig`` and ``fit(config)``: train one model into a run directory;
+* ``TrainConfig`` and ``fit(config, RunOptions(...))``: train one model into a run directory;
 * ``load(run_dir)``: the trained model of a run directory, with its config;
 * ``evaluate(model, images)``: per-image negative ELBO, reconstruction BCE, KL and MSE;
 * ``StudyConfig``, ``run_study(config)`` and ``build_report(study_dir)``: the z_dim study.
@@ -23,10 +23,11 @@ if TYPE_CHECKING:
     from vaelab.runs.checkpoint import LoadedRun
     from vaelab.study.config import StudyConfig
     from vaelab.study.run import build_report, run_study
-    from vaelab.training import fit
+    from vaelab.training import RunOptions, fit
 
 __version__ = "0.2.0"
 __all__ = [
+    "RunOptions",
     "StudyConfig",
     "TrainConfig",
     "VaelabError",
@@ -42,6 +43,7 @@ __all__ = [
 _LAZY = {
     "TrainConfig": "vaelab.config",
     "fit": "vaelab.training",
+    "RunOptions": "vaelab.training",
     "evaluate": "vaelab.evaluation.elbo",
     "StudyConfig": "vaelab.study.config",
     "run_study": "vaelab.study.run",

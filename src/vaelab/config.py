@@ -26,6 +26,7 @@ from vaelab.settings import (
     given_settings,
     setting,
 )
+from vaelab.trackers.base import DEFAULT_EXPERIMENT
 
 __all__ = [
     "PRESETS",
@@ -122,7 +123,7 @@ class TrainConfig(ModelSettings):
         Rule("non-negative", upper=10**9))
     trackers: tuple[str, ...] = setting(
         (), "experiment trackers to log to: tensorboard, mlflow (comma-separated)", flag=False)
-    experiment: str = setting("vaelab", "MLflow experiment the trackers log to")
+    experiment: str = setting(DEFAULT_EXPERIMENT, "MLflow experiment the trackers log to")
     image_every: int = setting(1, "send picture grids to the trackers every N epochs",
                                Rule("positive", upper=1_000_000))
 

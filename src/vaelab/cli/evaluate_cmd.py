@@ -1,15 +1,27 @@
-"""`vaelab evaluate`: per-image loss terms of a trained model on a data split, and its test NLL."""
+"""`vaelab evaluate`: per-image loss terms of a trained model on a data split, its test NLL and
+the quality of its prior samples."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from vaelab.cli.trackers import add_tracker_arguments, check_trackers
 from vaelab.errors import VaelabError
 from vaelab.settings import SEED
 
-__all__ = ["CPU_SAMPLES", "GPU_SAMPLES", "register"]
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import torch
+
+    from vaelab.evaluation.classifier import Classifier
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CPU_SAMPLES", "GPU_SAMPLES", "NOT_A_LIKELIHOOD", "register"]
 
 # Importance samples per image for --nll: the published protocol (Burda et al. 2015) on a GPU;
 # on a CPU, K = 5000 over 10,000 test images takes about an hour, so the default is smaller.
@@ -33,10 +45,50 @@ def register(sub: Any) -> None:
                         f"GPU, {CPU_SAMPLES} on a CPU; the K used is always printed)")
     parser.add_argument("--limit", type=int, default=None, metavar="N",
                         help="score only the first N images of the split")
+    parser.add_argument("--fid", action="store_true",
+                        help="also compare prior samples with the whole test split (whatever "
+                        "--split and --limit say) in the digit classifier's features: Fréchet "
+                        "distance, precision and recall (see docs/sample-quality.md); the "
+                        "classifier is trained once and cached")
+    parser.add_argument("--fid-samples", type=int, default=None, metavar="N",
+                        help="prior samples drawn for --fid (default 10,000)")
+    parser.add_argument("--classifier-dir", default=None, metavar="DIR",
+                        help="classifier cache for --fid (default: as `vaelab study`, "
+                        "<data root>/classifiers or ~/.cache/vaelab/classifiers)")
     parser.add_argument("--seed", type=SEED.parser("seed"), default=0,
-                        help="seed of the importance samples")
+                        help="seed of the importance samples and of the --fid prior samples")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    add_tracker_arguments(parser, "also log the test metrics into the run's tracker record: "
+                          "mlflow (found by the run directory it was trained in)")
     parser.set_defaults(handler=run)
+
+
+# One line on stderr when --nll meets a run trained on grey levels (binarize == "none").
+NOT_A_LIKELIHOOD = ("vaelab: warning: this run was trained on grey-level pixels (binarize=none), "
+                    "so its NLL is a cross-entropy, not comparable with published "
+                    "binarised-MNIST NLLs; retrain with --binarize dynamic for that")
+
+
+def _classifier(dataset: str, data_dir: str | None, override: str | None,
+                device: torch.device) -> tuple[Classifier, Path]:
+    """The dataset's cached classifier, trained first (with word on stderr) when absent."""
+    from vaelab.evaluation.classifier import (
+        cached_classifier,
+        classifier_cache_dir,
+        classifier_filename,
+    )
+
+    cache = classifier_cache_dir(data_dir, override)
+    if not (cache / classifier_filename(dataset)).is_file():
+        print(f"training the digit classifier on {dataset} for --fid, once (cached in {cache})",
+              file=sys.stderr)
+
+    def on_epoch(epoch: int, epochs: int, loss: float) -> None:
+        print(f"classifier epoch {epoch}/{epochs}: cross-entropy {loss:.4f}", file=sys.stderr)
+
+    classifier, path, _ = cached_classifier(dataset, cache, data_dir, device=device,
+                                            on_epoch=on_epoch)
+    return classifier, path
 
 
 class _NllBar:
@@ -58,27 +110,54 @@ class _NllBar:
         self._bar.close()
 
 
+def _record(run_dir: Any, key: str, report: dict[str, Any]) -> None:
+    """Keep the result in the run directory; a read-only one only loses that copy."""
+    from vaelab.runs.layout import RunDir
+
+    try:
+        RunDir(run_dir).record_evaluation(key, report)
+    except VaelabError as exc:
+        log.warning("the result was not kept in the run directory: %s", exc)
+
+
+def _trackers(args: argparse.Namespace) -> tuple[str, ...] | None:
+    names = tuple(getattr(args, "trackers", ()))
+    check_trackers(names)
+    return names or None
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from vaelab.cli.output import format_table, print_json
     from vaelab.data import load_splits
     from vaelab.device import resolve_device
-    from vaelab.evaluation.elbo import evaluate
+    from vaelab.evaluation.elbo import bce_floor, evaluate
+    from vaelab.evaluation.sample_quality import min_samples
     from vaelab.runs.checkpoint import load_run
 
     if args.samples is not None and args.samples < 1:
         raise VaelabError(f"--samples must be at least 1, got {args.samples}")
     if args.limit is not None and args.limit < 1:
         raise VaelabError(f"--limit must be at least 1, got {args.limit}")
+    fewest = min_samples()
+    if args.fid_samples is not None and args.fid_samples < fewest:
+        raise VaelabError(f"--fid-samples must be at least {fewest}, got {args.fid_samples}")
+    trackers = _trackers(args)  # a missing library fails before any measuring
     device = resolve_device(args.device)
     loaded = load_run(args.run_dir, which=args.checkpoint, device=device)
     config = loaded.config
-    splits = load_splits(config.dataset, args.data_dir or config.data_dir, config.val_size)
+    data_dir = args.data_dir or config.data_dir
+    splits = load_splits(config.dataset, data_dir, config.val_size)
     images_np, labels_np = splits.split(args.split)
     images = torch.from_numpy(images_np[:args.limit]).to(device)
     labels = torch.from_numpy(labels_np[:args.limit]).long().to(device)
+    binarized = config.binarize != "none"
     result: dict[str, Any] = evaluate(loaded.model, images, labels, config.binarize)
+    if not binarized:
+        result["bce_floor"] = bce_floor(images_np[:args.limit])
+    if args.nll and not binarized:
+        print(NOT_A_LIKELIHOOD, file=sys.stderr)
     if args.nll:
         from vaelab.evaluation.likelihood import estimate_nll
 
@@ -91,23 +170,53 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
         result.update(nll=nll.nll, nll_se=nll.nll_se, bits_per_dim=nll.bits_per_dim,
                       nll_samples=nll.samples)
+    quality_source = ""
+    if args.fid:
+        from vaelab.evaluation.sample_quality import DEFAULT_SAMPLES, sample_quality
+
+        classifier, path = _classifier(config.dataset, data_dir, args.classifier_dir, device)
+        quality = sample_quality(loaded.model, classifier, splits.test_images,
+                                 n_samples=args.fid_samples or DEFAULT_SAMPLES, seed=args.seed)
+        result.update(quality.to_dict())
+        quality_source = (f"sample quality: {quality.n_samples} prior samples against the "
+                          f"{quality.n_real} test images, in the hidden-layer features of {path}")
     report = {"split": args.split, **result, "model": config.model, "z_dim": config.z_dim,
-              "dataset": config.dataset, "binarize": config.binarize,
+              "dataset": config.dataset, "binarize": config.binarize, "binarized": binarized,
               "checkpoint": args.checkpoint}
+    if args.limit is None:  # a whole split: kept for `vaelab runs`
+        _record(loaded.run_dir, f"{args.split}/{args.checkpoint}", report)
+    if trackers is not None:
+        from vaelab.trackers import TrackerOptions, TrackerSet
+
+        numbers = {f"{args.split}_{k}": float(v) for k, v in result.items()
+                   if isinstance(v, int | float) and not isinstance(v, bool)}
+        tracked = TrackerSet.create(trackers, TrackerOptions(experiment=config.experiment))
+        tracked.log_evaluation(loaded.run_dir, numbers)
     if args.json:
         print_json(report)
         return 0
     print(f"{config.model} z_dim={config.z_dim} on {config.dataset} {args.split} "
           f"({result['n']} images, binarize={config.binarize}), per image:")
     rows: list[list[Any]] = [["negative ELBO (nats)", result["neg_elbo"]],
-                             ["reconstruction BCE (nats)", result["recon_bce"]],
-                             ["KL (nats)", result["kl"]],
-                             ["pixel MSE (per pixel)", result["mse"]]]
+                             ["reconstruction BCE (nats)", result["recon_bce"]]]
+    if not binarized:
+        rows.append(["BCE floor, entropy of the pixels (nats)", result["bce_floor"]])
+    rows += [["KL (nats)", result["kl"]],
+             ["pixel MSE (per pixel)", result["mse"]]]
     if args.nll:
         k = result["nll_samples"]
         rows += [[f"NLL, K={k} (nats)", f"{result['nll']:.2f} ± {result['nll_se']:.2f}"],
                  ["NLL (bits/dim)", result["bits_per_dim"]]]
+    if args.fid:
+        rows += [["Fréchet distance, classifier features", result["fd"]],
+                 [f"precision (k={result['pr_k']})", result["precision"]],
+                 [f"recall (k={result['pr_k']})", result["recall"]]]
     print(format_table(rows, ["measure", "value"]))
+    if not binarized:
+        print("grey-level pixels: no model's BCE goes below the floor, and the BCE and negative "
+              "ELBO are not log-likelihoods")
+    if args.fid:
+        print(quality_source)
     if args.nll:
         where = "GPU" if device.type == "cuda" else device.type.upper()
         note = "" if args.samples else f" (the {where} default)"

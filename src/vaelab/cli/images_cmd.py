@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from vaelab.errors import VaelabError
+from vaelab.runs.layout import DIGITS, RECONSTRUCTIONS, SAMPLES, RunDir, digit_samples
 from vaelab.settings import SEED
 
 __all__ = ["register"]
@@ -55,7 +56,7 @@ def reconstruct(args: argparse.Namespace) -> int:
     config = loaded.config
     images, labels = load_splits(config.dataset, args.data_dir or config.data_dir,
                                  config.val_size).split(args.split)
-    out = Path(args.out) if args.out else loaded.run_dir / "reconstructions.png"
+    out = Path(args.out) if args.out else RunDir(loaded.run_dir).picture(RECONSTRUCTIONS)
     save_reconstructions(out, loaded.model, torch.from_numpy(images[:args.n]), config.binarize,
                          torch.from_numpy(labels[:args.n]).long())
     print(out)
@@ -74,7 +75,7 @@ def sample(args: argparse.Namespace) -> int:
                           f"{model.config.name!r}")
     if model.conditional:
         return _sample_conditional(args, loaded.run_dir, model)
-    out = Path(args.out) if args.out else loaded.run_dir / "samples.png"
+    out = Path(args.out) if args.out else RunDir(loaded.run_dir).picture(SAMPLES)
     save_samples(out, model, n=args.n, seed=args.seed)
     print(out)
     return 0
@@ -95,13 +96,13 @@ def _sample_conditional(args: argparse.Namespace, run_dir: Path, model: Any) -> 
             raise VaelabError(f"--digit must be between 0 and {classes - 1}, got {args.digit}")
         labels = torch.full((args.n,), args.digit, dtype=torch.long)
         images = prior_samples(model, args.n, seed=args.seed, labels=labels)
-        out = Path(args.out) if args.out else run_dir / f"samples_digit{args.digit}.png"
+        out = Path(args.out) if args.out else RunDir(run_dir).picture(digit_samples(args.digit))
         save_grid(out, images, ncol=math.ceil(math.sqrt(args.n)))
     else:
         if not 1 <= args.styles <= 100:
             raise VaelabError(f"--styles must be between 1 and 100, got {args.styles}")
         grid = digit_style_grid(model, args.styles, seed=args.seed)
-        out = Path(args.out) if args.out else run_dir / "digits.png"
+        out = Path(args.out) if args.out else RunDir(run_dir).picture(DIGITS)
         save_grid(out, grid.flatten(0, 1)[:, 0].float().cpu().numpy(), ncol=classes)
     print(out)
     return 0

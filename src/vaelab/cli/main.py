@@ -30,6 +30,7 @@ COMMANDS = (
     "vaelab.cli.explore_cmd",
     "vaelab.cli.study_cmd",
     "vaelab.cli.report_cmd",
+    "vaelab.cli.runs_cmd",
 )
 
 

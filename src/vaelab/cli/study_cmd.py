@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from vaelab.cli.trackers import add_tracker_arguments
+from vaelab.cli.trackers import add_tracker_arguments, check_trackers
 
 __all__ = ["register"]
 
@@ -85,9 +85,10 @@ def _study(args: argparse.Namespace, stop: Any) -> int:
     import time
 
     from vaelab.study.run import run_study
-    from vaelab.training.loop import TrainingInterrupted
+    from vaelab.training import RunOptions, TrainingInterrupted
 
     config = resolve_study_config(args)
+    check_trackers(config.train.trackers)
     train = config.train
     seeds = f" x {config.seeds} seeds" if config.seeds > 1 else ""
     print(f"study: {train.model} on {train.dataset}, z_dims "
@@ -96,7 +97,7 @@ def _study(args: argparse.Namespace, stop: Any) -> int:
     again = f"run `vaelab study --out {config.out}` again to resume"
     started = time.perf_counter()
     try:
-        paths = run_study(config, _progress(), stop,
+        paths = run_study(config, RunOptions(progress=_progress(), stop_requested=stop),
                           notify=lambda message: print(message, file=sys.stderr))
     except TrainingInterrupted:
         print(f"\nvaelab: {stop.name or 'interrupted'}: study stopped with its checkpoints "

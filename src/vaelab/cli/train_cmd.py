@@ -7,7 +7,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from vaelab.cli.trackers import add_tracker_arguments
+from vaelab.cli.trackers import add_tracker_arguments, check_trackers
 from vaelab.config import add_config_arguments, config_from_args
 
 if TYPE_CHECKING:
@@ -32,14 +32,14 @@ def register(sub: Any) -> None:
 
 
 def _resume_config(args: argparse.Namespace) -> Any:
-    from pathlib import Path
 
     from vaelab.config import TrainConfig
-    from vaelab.runs.checkpoint import LAST, read_checkpoint
+    from vaelab.runs.checkpoint import read_checkpoint
+    from vaelab.runs.layout import RunDir
+    from vaelab.settings import given_settings
 
-    ckpt = read_checkpoint(Path(args.resume) / LAST)
-    names = set(TrainConfig.__dataclass_fields__)
-    overrides = {k: v for k, v in vars(args).items() if k in names}
+    ckpt = read_checkpoint(RunDir(args.resume).last)
+    overrides = given_settings(args, TrainConfig)
     merged = {**ckpt.config.to_dict(), **overrides, "out": args.resume}
     return TrainConfig.from_dict(merged, source="--resume")
 
@@ -66,27 +66,29 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, stop: StopOnSignal) -> int:
-    from pathlib import Path
 
     from vaelab.cli.output import BarProgress, format_table
-    from vaelab.runs.checkpoint import LAST
-    from vaelab.training.loop import TrainingInterrupted, fit
+    from vaelab.runs.layout import RunDir
+    from vaelab.training import RunOptions, TrainingInterrupted, fit
 
     config = _resume_config(args) if args.resume else config_from_args(args)
     _check_names(config)
+    check_trackers(config.trackers)
     banner = (f"training {config.model} (z_dim={config.z_dim}) on {config.dataset} for "
               f"{config.epochs} epochs -> {config.out}")
     resume_hint = f"vaelab train --resume {config.out}"
     # Under torchrun only rank 0 reports; the other ranks train silently.
     speaks = os.environ.get("RANK", "0") == "0"
     try:
-        result = fit(config, resume=bool(args.resume),
-                     progress=BarProgress(banner) if speaks else None, stop_requested=stop)
+        options = RunOptions(resume=bool(args.resume),
+                             progress=BarProgress(banner) if speaks else None,
+                             stop_requested=stop)
+        result = fit(config, options)
     except TrainingInterrupted as exc:
         print(f"\nvaelab: {stop.name or 'interrupted'}: {exc}", file=sys.stderr)
         return stop.exit_code
     except KeyboardInterrupt:  # a second Ctrl-C: stopped mid-step, nothing saved for it
-        saved = (Path(config.out) / LAST).is_file()
+        saved = RunDir(config.out).last.is_file()
         print("\nvaelab: aborted; " + (f"the last complete checkpoint is intact; to continue: "
               f"{resume_hint}" if saved else "no checkpoint had been written"), file=sys.stderr)
         return stop.exit_code

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -29,6 +30,7 @@ __all__ = [
     "ClassifierInfo",
     "DigitCNN",
     "cached_classifier",
+    "classifier_cache_dir",
     "classifier_filename",
     "default_epochs",
     "load_classifier",
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = "vaelab-classifier-1"
 ARCHITECTURE = "digitcnn-v3"
+HIDDEN_UNITS = 128  # width of the penultimate layer, the feature space of sample quality
 
 
 class DigitCNN(nn.Module):
@@ -55,12 +58,17 @@ class DigitCNN(nn.Module):
             nn.Conv2d(1, 16, 5, stride=2, padding=2), nn.ReLU(),  # 16 x 14 x 14
             nn.Conv2d(16, 32, 5, stride=2, padding=2), nn.ReLU(),  # 32 x 7 x 7
         )
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(),
-                                  nn.Linear(128, n_classes))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(32 * 7 * 7, HIDDEN_UNITS), nn.ReLU(),
+                                  nn.Linear(HIDDEN_UNITS, n_classes))
+
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 28, 28) -> (B, HIDDEN_UNITS): the penultimate layer, after its ReLU."""
+        # channels_last is the faster convolution layout on CPUs.
+        x = self.features(x.contiguous(memory_format=torch.channels_last))
+        return self.head[:-1](x)  # type: ignore[no-any-return]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # channels_last is the faster convolution layout on CPUs.
-        return self.head(self.features(x.contiguous(memory_format=torch.channels_last)))  # type: ignore[no-any-return]
+        return self.head[-1](self.hidden(x))  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -101,6 +109,23 @@ class Classifier:
         probs = self.probabilities(images)
         confidence, labels = probs.max(1)
         return labels.numpy(), confidence.numpy()
+
+    @torch.no_grad()
+    def features(self, images: torch.Tensor, batch_size: int = 2000) -> np.ndarray:
+        """Penultimate-layer activations (N, HIDDEN_UNITS) as float64, of float images in [0, 1].
+
+        The digit analogue of the Inception pool features that FID is computed on (Heusel et
+        al. 2017): the hidden layer after its ReLU, where the classes have become separable
+        but a digit's style is still represented.
+        """
+        self.model.eval()
+        device = next(self.model.parameters()).device
+        x = images if images.dim() == 4 else images.unsqueeze(1)
+        chunks = [self.model.hidden(x[i:i + batch_size].to(device, torch.float32)).cpu()
+                  for i in range(0, len(x), batch_size)]
+        if not chunks:
+            return np.zeros((0, HIDDEN_UNITS))
+        return torch.cat(chunks).double().numpy()
 
 
 def _to_float(images: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -144,7 +169,7 @@ def train_classifier(
     test_y = torch.from_numpy(arrays["test_labels"]).long().to(device)
     epochs = epochs or default_epochs(len(train_x))
     torch.manual_seed(seed)
-    model = DigitCNN().to(device, memory_format=torch.channels_last)
+    model = DigitCNN().to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
     started = time.perf_counter()
@@ -218,8 +243,26 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Cla
         raise VaelabError(f"{path} is not a readable vaelab classifier ({exc}); delete it so "
                           "that `vaelab study` trains a new one") from None
     # The layout it was trained in, so a loaded classifier computes exactly what it did.
-    model.to(device, memory_format=torch.channels_last).eval()
+    model.to(device, memory_format=torch.channels_last).eval()  # type: ignore[call-overload]
     return Classifier(model, info)
+
+
+def classifier_cache_dir(data_dir: str | os.PathLike[str] | None = None,
+                         override: str | os.PathLike[str] | None = None) -> Path:
+    """``override`` (--classifier-dir), else ``<data root>/classifiers``, else
+    ``~/.cache/vaelab/classifiers``.
+
+    The last is for a read-only data root (a shared or system dataset folder).
+    """
+    if override:
+        return Path(override)
+    from vaelab.data.datasets import default_data_root
+
+    root = default_data_root(data_dir)
+    cache = root / "classifiers"
+    if cache.is_dir() or (root.is_dir() and os.access(root, os.W_OK)):
+        return cache
+    return Path.home() / ".cache" / "vaelab" / "classifiers"
 
 
 def cached_classifier(

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from vaelab.errors import VaelabError
 from vaelab.losses import pixel_mse
 from vaelab.models import VAE
 from vaelab.models.base import eval_mode
 from vaelab.pixels import binarize_once
 
-__all__ = ["evaluate"]
+__all__ = ["bce_floor", "evaluate"]
 
 
 @torch.no_grad()
@@ -50,3 +52,24 @@ def evaluate(
         "kl": values[2],
         "mse": values[3] / pixels,
     }
+
+
+def bce_floor(images_u8: np.ndarray | torch.Tensor) -> float:
+    """The lowest reconstruction BCE any model can reach on grey-level images, nats per image.
+
+    BCE against a target intensity x is minimised by predicting x itself, where it equals the
+    binary entropy H(x) = -x log x - (1 - x) log(1 - x) (Gibbs' inequality); summed over an
+    image's pixels and averaged over the images. Binary pixels have a floor of 0, so only for
+    binarised data is the BCE a negative log-likelihood; on grey levels it is not.
+    """
+    pixels = np.asarray(images_u8.cpu() if isinstance(images_u8, torch.Tensor) else images_u8)
+    if pixels.dtype != np.uint8:
+        raise VaelabError(f"bce_floor takes the stored uint8 images, got {pixels.dtype}")
+    if len(pixels) == 0:
+        return 0.0
+    p = np.arange(256, dtype=np.float64) / 255.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entropy = -(p * np.log(p) + (1 - p) * np.log1p(-p))
+    entropy[[0, 255]] = 0.0  # 0 log 0 = 0
+    counts = np.bincount(pixels.ravel(), minlength=256)
+    return float(counts @ entropy) / len(pixels)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +12,22 @@ import torch
 from vaelab.config import TrainConfig
 from vaelab.models import VAE
 from vaelab.models.base import eval_mode
-from vaelab.pictures.png import save_grid
+from vaelab.pictures.png import make_grid, save_png
 from vaelab.pixels import binarize_once
+from vaelab.runs.layout import LOSS_CURVES, RECONSTRUCTIONS, SAMPLES, RunDir
 
 __all__ = [
+    "GRID_SCALE",
     "prior_samples",
+    "reconstruction_grid",
     "reconstruction_pairs",
+    "sample_grid",
     "save_reconstructions",
     "save_samples",
     "write_run_figures",
 ]
+
+GRID_SCALE = 2  # each pixel drawn as a 2 x 2 block, so a 28-pixel digit is legible
 
 
 @torch.no_grad()
@@ -35,15 +42,14 @@ def reconstruction_pairs(
     return x[:, 0].cpu().numpy(), recon[:, 0].float().cpu().numpy()
 
 
-def save_reconstructions(
-    path: Path,
+def reconstruction_grid(
     model: VAE,
     images: torch.Tensor,
     binarize: str = "none",
     labels: torch.Tensor | None = None,
     ncol: int = 10,
-) -> None:
-    """Rows of originals, each directly above the row of its reconstructions."""
+) -> np.ndarray:
+    """uint8 picture: rows of originals, each directly above the row of its reconstructions."""
     originals, recons = reconstruction_pairs(model, images, binarize, labels)
     n_rows = -(-len(originals) // ncol)
     tiles = []
@@ -52,7 +58,19 @@ def save_reconstructions(
         pad = ncol - len(originals[row])
         blank = np.zeros((pad, *originals.shape[1:]), np.float32)
         tiles += [np.concatenate([originals[row], blank]), np.concatenate([recons[row], blank])]
-    save_grid(path, np.concatenate(tiles), ncol=ncol)
+    return make_grid(np.concatenate(tiles), ncol=ncol, scale=GRID_SCALE)
+
+
+def save_reconstructions(
+    path: Path,
+    model: VAE,
+    images: torch.Tensor,
+    binarize: str = "none",
+    labels: torch.Tensor | None = None,
+    ncol: int = 10,
+) -> None:
+    """``reconstruction_grid`` as a PNG."""
+    save_png(path, reconstruction_grid(model, images, binarize, labels, ncol))
 
 
 @torch.no_grad()
@@ -71,31 +89,24 @@ def prior_samples(
     return probs[:, 0].float().cpu().numpy()
 
 
-def save_samples(path: Path, model: VAE, n: int = 100, seed: int = 0) -> None:
+def sample_grid(model: VAE, n: int = 100, seed: int = 0) -> np.ndarray:
+    """uint8 picture: ``n`` decoded prior draws in a square grid."""
     images = prior_samples(model, n, seed)
-    save_grid(path, images, ncol=int(np.ceil(np.sqrt(n))))
+    return make_grid(images, ncol=int(np.ceil(np.sqrt(n))), scale=GRID_SCALE)
 
 
-def write_run_figures(
-    run_dir: Path, model: VAE, data: dict[str, torch.Tensor], config: TrainConfig
-) -> None:
-    """reconstructions.png, samples.png and loss_curves.png in the run directory."""
+def save_samples(path: Path, model: VAE, n: int = 100, seed: int = 0) -> None:
+    save_png(path, sample_grid(model, n, seed))
+
+
+def write_run_figures(run: RunDir, model: VAE, images: torch.Tensor, labels: torch.Tensor,
+                      history: Sequence[dict[str, Any]], config: TrainConfig) -> None:
+    """reconstructions.png, samples.png and loss_curves.png of a run (the curves drawn from
+    ``history``, its epoch records)."""
     from vaelab.pictures.plots import plot_loss_curves
-    from vaelab.training.loop import METRICS
 
-    source = "val" if len(data["val_images"]) else "test"
-    images, labels = data[f"{source}_images"][:100], data[f"{source}_labels"][:100]
-    save_reconstructions(run_dir / "reconstructions.png", model, images, config.binarize, labels)
-    save_samples(run_dir / "samples.png", model, seed=config.seed)
-    history = _read_history(run_dir / METRICS)
+    save_reconstructions(run.picture(RECONSTRUCTIONS), model, images, config.binarize, labels)
+    save_samples(run.picture(SAMPLES), model, seed=config.seed)
     if history:
         title = f"{config.model}, z_dim={config.z_dim}, {config.dataset}"
-        plot_loss_curves({f"z={config.z_dim}": history}, run_dir / "loss_curves.png", title=title)
-
-
-def _read_history(path: Path) -> list[dict[str, Any]]:
-    import json
-
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        plot_loss_curves({f"z={config.z_dim}": history}, run.picture(LOSS_CURVES), title=title)

@@ -1,8 +1,8 @@
 """Checkpoints: safetensors + JSON only, written atomically, enough to rebuild or resume.
 
-A run directory holds ``config.json`` (the resolved training config), ``last.safetensors``
-(model, optimizer and RNG state for resuming) and ``best.safetensors`` (the weights with the
-lowest validation loss). Every safetensors file carries its model config in its JSON header,
+``last.safetensors`` holds the model, optimizer and RNG state for resuming and
+``best.safetensors`` the weights with the lowest validation loss (the file names belong to
+``vaelab.runs.layout``). Every safetensors file carries its model config in its JSON header,
 so one file is enough to rebuild its model. Nothing is ever unpickled.
 """
 
@@ -23,22 +23,21 @@ from vaelab.config import TrainConfig
 from vaelab.errors import VaelabError
 from vaelab.models import VAE, ModelConfig, create_model
 from vaelab.runs.atomic import atomic_write_bytes
+from vaelab.runs.layout import RunDir
 
 __all__ = [
-    "BEST",
-    "CONFIG",
     "FORMAT",
-    "LAST",
     "LoadedRun",
     "TrainState",
     "checkpoint_bytes",
+    "global_rng_state",
     "load_run",
     "read_checkpoint",
+    "read_header",
     "save_checkpoint",
 ]
 
 FORMAT = "vaelab-checkpoint-1"
-CONFIG, LAST, BEST = "config.json", "last.safetensors", "best.safetensors"
 
 # The header is never trusted: these bound what a file may claim before anything is read.
 _MAX_HEADER_BYTES = 16 << 20  # ours are a few KB (the epoch history is the bulk)
@@ -118,14 +117,27 @@ def checkpoint_bytes(model: VAE, resume: bool = False) -> int:
     return 3 * weights + (0 if resume else 4 * weights) + (1 << 20)
 
 
+def global_rng_state() -> dict[str, torch.Tensor]:
+    """The states of torch's global CPU and (when in use) CUDA generators."""
+    states = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state()
+    return states
+
+
 def save_checkpoint(
     path: str | os.PathLike[str],
     model: VAE,
     config: TrainConfig,
     state: TrainState | None = None,
     optimizer: torch.optim.Optimizer | None = None,
+    rng: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Write model weights (+ optimizer and RNG state when given) atomically to ``path``."""
+    """Write model weights (+ optimizer and RNG state when given) atomically to ``path``.
+
+    ``rng`` is the random state to resume with ({"cpu": ..., "cuda": ...}); by default the
+    global generators' states.
+    """
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     metadata = {
         "format": FORMAT,
@@ -138,9 +150,8 @@ def save_checkpoint(
         optim_tensors, optim_plain = _optimizer_tensors(optimizer.state_dict())
         tensors.update(optim_tensors)
         metadata["optimizer"] = json.dumps(optim_plain)
-        tensors["rng.cpu"] = torch.get_rng_state()
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            tensors["rng.cuda"] = torch.cuda.get_rng_state()
+        for name, value in (rng if rng is not None else global_rng_state()).items():
+            tensors[f"rng.{name}"] = value.detach().cpu()
     # Serialised in memory and written by Python, so a full disk is an OSError that
     # atomic_write_bytes turns into a clear message, leaving the previous file intact.
     atomic_write_bytes(path, save(tensors, metadata=metadata))
@@ -207,8 +218,39 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
                       groups["rng"])
 
 
-def _check_header(path: Path, raw: bytes) -> dict[str, str]:
+def read_header(path: str | os.PathLike[str]) -> tuple[TrainConfig, TrainState | None]:
+    """The training config and state of a checkpoint, from its header alone (no tensors read).
+
+    The header is checked against the file's size as ``read_checkpoint`` checks it, so a
+    truncated or foreign file is a one-line VaelabError here too.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            file_size = os.fstat(fh.fileno()).st_size
+            head = fh.read(8)
+            size = int.from_bytes(head, "little") if len(head) == 8 else 0
+            head += fh.read(min(size, _MAX_HEADER_BYTES))
+    except OSError as exc:
+        raise VaelabError(f"cannot read {path}: {exc.strerror or exc}") from None
+    metadata = _check_header(path, head, file_size)
+    if metadata.get("format") != FORMAT:
+        raise VaelabError(f"{path} is not a vaelab checkpoint (format {metadata.get('format')!r})")
+    try:
+        config = TrainConfig.from_dict(json.loads(metadata["config"]), source=str(path))
+        state = TrainState.from_json(metadata["state"]) if "state" in metadata else None
+    except VaelabError as exc:
+        raise VaelabError(f"{path}: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+        raise VaelabError(f"{path} has a damaged header ({exc}); use another checkpoint") from None
+    return config, state
+
+
+def _check_header(path: Path, raw: bytes, file_size: int | None = None) -> dict[str, str]:
     """Validate the safetensors header against the file's real size; returns its metadata.
+
+    ``raw`` is the file's content, or its first bytes (at least the header) when
+    ``file_size`` gives the whole file's size.
 
     Rejects pickles (a PyTorch ``.pt`` file is a zip of pickles; nothing here unpickles),
     absurd header lengths, unknown dtypes, and tensors whose claimed size disagrees with
@@ -223,11 +265,12 @@ def _check_header(path: Path, raw: bytes) -> dict[str, str]:
     if raw[8:9] != b"{" and (raw[:1] == b"\x80" or raw[:4] == b"PK\x03\x04"):
         raise VaelabError(f"{path} is a pickle or torch.save file, not a safetensors checkpoint; "
                           "vaelab never unpickles files (unpickling can run arbitrary code)")
-    if len(raw) < 8:
-        raise bad(f"only {len(raw)} bytes")
+    total = len(raw) if file_size is None else file_size
+    if total < 8:
+        raise bad(f"only {total} bytes")
     size = int.from_bytes(raw[:8], "little")
-    if size > _MAX_HEADER_BYTES or 8 + size > len(raw):
-        raise bad(f"header claims {size} bytes, file holds {len(raw) - 8}")
+    if size > _MAX_HEADER_BYTES or 8 + size > total or 8 + size > len(raw):
+        raise bad(f"header claims {size} bytes, file holds {total - 8}")
     try:
         header = json.loads(raw[8:8 + size].decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -238,7 +281,7 @@ def _check_header(path: Path, raw: bytes) -> dict[str, str]:
     if not isinstance(metadata, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
         raise bad("metadata is not a map of strings")
-    data_bytes = len(raw) - 8 - size
+    data_bytes = total - 8 - size
     for name, entry in header.items():
         dtype = entry.get("dtype") if isinstance(entry, dict) else None
         if not isinstance(dtype, str) or dtype not in _ITEM_BYTES:
@@ -362,20 +405,16 @@ def _check_optimizer(checkpoint: Checkpoint, shapes: list[torch.Size]) -> None:
                           f"({problem}); use another checkpoint")
 
 
-def _check_run_config(folder: Path, checkpoint: Checkpoint) -> None:
+def _check_run_config(run: RunDir, checkpoint: Checkpoint) -> None:
     """config.json and the checkpoint must describe the same architecture."""
-    config_path = folder / CONFIG
-    if not config_path.is_file():
+    if not run.config.is_file():
         return
-    try:
-        saved = json.loads(config_path.read_text())
-    except (OSError, ValueError):
-        raise VaelabError(f"{config_path} is not valid JSON; restore it or retrain") from None
+    saved = run.read_config()
     ours = checkpoint.model_config
     if saved.get("model") != ours.name or saved.get("z_dim") != ours.z_dim:
         raise VaelabError(
             f"{checkpoint.path} holds a {ours.name!r} model with z_dim={ours.z_dim} but "
-            f"{config_path} describes {saved.get('model')!r} with z_dim={saved.get('z_dim')}; "
+            f"{run.config} describes {saved.get('model')!r} with z_dim={saved.get('z_dim')}; "
             "the checkpoint belongs to another run"
         )
 
@@ -393,21 +432,16 @@ class LoadedRun:
 def load_run(run_dir: str | os.PathLike[str], which: str = "best",
              device: str | torch.device = "cpu") -> LoadedRun:
     """Rebuild the ``best`` (or ``last``) model of a run directory, in eval mode."""
-    folder = Path(run_dir)
-    if not folder.is_dir():
-        raise VaelabError(f"run directory {folder} does not exist; train one with "
-                          f"`vaelab train --out {folder}`")
-    names = {"best": BEST, "last": LAST}
-    if which not in names:
-        raise VaelabError(f"unknown checkpoint {which!r}; choose best or last")
-    path = folder / names[which]
-    if not path.is_file() and which == "best" and (folder / LAST).is_file():
-        path = folder / LAST
+    run = RunDir(run_dir)
+    if not run.path.is_dir():
+        raise VaelabError(f"run directory {run} does not exist; train one with "
+                          f"`vaelab train --out {run}`")
+    path = run.checkpoint(which)
     if not path.is_file():
-        raise VaelabError(f"{folder} has no {names[which]} (nor {LAST}); it is not a finished "
-                          "vaelab run directory")
+        raise VaelabError(f"{run} has no {path.name} (nor {run.last.name}); it is not a "
+                          "finished vaelab run directory")
     checkpoint = read_checkpoint(path)
-    _check_run_config(folder, checkpoint)
+    _check_run_config(run, checkpoint)
     model = build_model(checkpoint, device)
     model.eval()
-    return LoadedRun(folder, model, checkpoint.config, checkpoint)
+    return LoadedRun(run.path, model, checkpoint.config, checkpoint)

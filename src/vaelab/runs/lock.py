@@ -27,7 +27,7 @@ try:
 except ImportError:  # pragma: no cover - not a POSIX system: fall back to the pid check
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LOCK_NAME", "LockInfo", "RunLock", "pid_alive"]
+__all__ = ["LOCK_NAME", "LockInfo", "RunLock", "lock_holder", "pid_alive"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,34 @@ def _read_fd(fd: int) -> LockInfo | None:
     with contextlib.suppress(OSError):
         return _parse(os.pread(fd, _MAX_LOCK_BYTES, 0))
     return None
+
+
+def lock_holder(run_dir: str | os.PathLike[str]) -> LockInfo | None:
+    """The live process training in ``run_dir``, or None; reads the lock, never takes it.
+
+    With ``flock`` a shared lock is tried and at once released: it fails exactly while a
+    holder keeps its exclusive lock. Elsewhere the recorded pid is checked.
+    """
+    path = Path(run_dir) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        holder = _read_fd(fd)
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return holder or LockInfo(0, "unknown", 0.0)
+            except OSError:
+                pass  # no flock here: fall back to the pid
+            else:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                return None
+        return holder if holder is not None and RunLock._holder_alive(holder) else None
+    finally:
+        os.close(fd)
 
 
 class RunLock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -21,7 +21,9 @@ from vaelab.runs.atomic import atomic_write_bytes, atomic_write_json, atomic_wri
 from vaelab.study.analysis import FIGURES_DIR, analyze
 from vaelab.study.config import STUDY_FILE, StudyConfig, load_study_config
 from vaelab.study.report import build_document, render_html, render_markdown
-from vaelab.study.sweep import SweepProgress, train_sweep
+from vaelab.study.sweep import train_sweep
+from vaelab.training.options import RunOptions
+from vaelab.training.tracking import grouped_runs
 
 __all__ = ["CLASSIFIER_FILE", "ReportPaths", "build_report", "default_classifier_dir",
            "prepare_classifier", "run_study"]
@@ -45,17 +47,9 @@ def default_classifier_dir(config: StudyConfig) -> Path:
 
     The last is for a read-only data root (a shared or system dataset folder).
     """
-    if config.classifier_dir:
-        return Path(config.classifier_dir)
-    import os
+    from vaelab.evaluation.classifier import classifier_cache_dir
 
-    from vaelab.data.datasets import default_data_root
-
-    root = default_data_root(config.train.data_dir)
-    cache = root / "classifiers"
-    if cache.is_dir() or (root.is_dir() and os.access(root, os.W_OK)):
-        return cache
-    return Path.home() / ".cache" / "vaelab" / "classifiers"
+    return classifier_cache_dir(config.train.data_dir, config.classifier_dir)
 
 
 def prepare_classifier(config: StudyConfig, device: torch.device,
@@ -94,15 +88,16 @@ def _save_study_config(config: StudyConfig) -> None:
 
 def run_study(
     config: StudyConfig,
-    progress: SweepProgress | None = None,
-    stop_requested: Callable[[], bool] | None = None,
+    options: RunOptions | None = None,
     notify: Callable[[str], None] | None = None,
 ) -> ReportPaths:
     """Train what is not trained yet, then measure every model and write the report."""
     say = notify or (lambda message: None)
     _save_study_config(config)
     device = resolve_device(config.train.device)
-    train_sweep(config.run_configs(), progress, stop_requested)
+    options = options or RunOptions()
+    with grouped_runs(config.train, Path(config.out), config.to_dict()) as handles:
+        train_sweep(config.run_configs(), replace(options, tracker_study=handles))
     prepare_classifier(config, device, say)
     return build_report(config.out, device=str(device), notify=say)
 

@@ -29,23 +29,25 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch.overrides import TorchFunctionMode
 
 from vaelab.config import TrainConfig
+from vaelab.data.tensors import DeviceSplits
 from vaelab.errors import VaelabError
+from vaelab.models import VAE
+from vaelab.runs.layout import RunDir
+from vaelab.training.lifecycle import FitResult, Member, train_runs
+from vaelab.training.options import RunOptions
+from vaelab.training.step import TrainStep
 
-if TYPE_CHECKING:
-    from vaelab.models import VAE
-    from vaelab.training.step import TrainStep
-
-__all__ = ["Shard", "ShardedNoise", "current_shard", "fit_distributed", "launched", "shard_bounds"]
+__all__ = ["Shard", "ShardedNoise", "ShardedStep", "fit_sharded", "launched", "shard_bounds"]
 
 log = logging.getLogger(__name__)
 
@@ -106,35 +108,42 @@ class Shard:
     rank: int
     world_size: int
 
-    def wrap(self, model: VAE) -> torch.nn.Module:
-        """DistributedDataParallel around ``model`` (parameters stay shared with it)."""
-        from torch.nn.parallel import DistributedDataParallel
-
-        device_ids = [model_device(model).index] if model_device(model).type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=device_ids)
-
-    def step(self, train_step: TrainStep, index: torch.Tensor, beta: float) -> torch.Tensor:
-        """One update on this rank's rows of ``images[index]``; returns the global batch sums."""
-        n = len(index)
-        x, y = train_step.gather(train_step.buffers_for(n), index)  # binarised as one batch
-        lo, hi = shard_bounds(n, self.rank, self.world_size)
-        # A rank with no rows (a last batch smaller than the world) still joins the gradient
-        # all-reduce, with one row weighted zero.
-        weight = (hi - lo) * self.world_size / n
-        rows = slice(lo, hi) if hi > lo else slice(0, 1)
-        with ShardedNoise(rows.start, rows.stop, n):
-            sums = train_step.update(x[rows], y[rows] if y is not None else None, beta,
-                                     scale=weight)
-        if hi == lo:
-            sums = sums * 0
-        dist.all_reduce(sums)
-        return sums
-
     def agree(self, flag: bool) -> bool:
         """True on every rank when any rank says True (an early stop must be collective)."""
         value = torch.tensor([1.0 if flag else 0.0], device=_collective_device())
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return bool(value.item())
+
+
+class ShardedStep(TrainStep):
+    """The training step of one rank: this rank's rows of each global batch, under DDP."""
+
+    def __init__(self, shard: Shard, model: VAE, optimizer: torch.optim.Optimizer,
+                 config: TrainConfig, images: torch.Tensor, labels: torch.Tensor) -> None:
+        super().__init__(model, optimizer, config, images, labels, graphs=False)
+        from torch.nn.parallel import DistributedDataParallel
+
+        self.shard = shard
+        device = model_device(model)
+        self.train_model = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def __call__(self, index: torch.Tensor, kl_weights: Sequence[float]) -> torch.Tensor:
+        """One update on this rank's rows of ``images[index]``; the global batch sums, (1, 3)."""
+        rows = index[0] if index.dim() == 2 else index
+        n = len(rows)
+        x, y = self.gather(self.buffers_for(n), rows)  # binarised as one batch
+        lo, hi = shard_bounds(n, self.shard.rank, self.shard.world_size)
+        # A rank with no rows (a last batch smaller than the world) still joins the gradient
+        # all-reduce, with one row weighted zero.
+        weight = (hi - lo) * self.shard.world_size / n
+        mine = slice(lo, hi) if hi > lo else slice(0, 1)
+        with ShardedNoise(mine.start, mine.stop, n):
+            sums = self.update(x[mine], y[mine], kl_weights[0], scale=weight)
+        if hi == lo:
+            sums = sums * 0
+        dist.all_reduce(sums)
+        return sums.unsqueeze(0)
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
@@ -181,31 +190,39 @@ def process_group(config: TrainConfig) -> Iterator[Shard]:
         dist.destroy_process_group()
 
 
-FitFn = Callable[[TrainConfig, bool, Any, Any, bool], Any]
+def fit_sharded(config: TrainConfig, options: RunOptions) -> FitResult:
+    """One rank of a torchrun run: the ordinary lifecycle with a ``ShardedStep``.
 
-
-def fit_distributed(
-    fit_one: FitFn,
-    config: TrainConfig,
-    resume: bool,
-    progress: Any,
-    stop_requested: Callable[[], bool] | None,
-    pictures: bool,
-) -> Any:
-    """Run ``fit_one`` (fit's single-process body) on every rank; only rank 0 writes ``out``."""
+    Rank 0 writes ``config.out`` (and shows progress); the other ranks run the same loop
+    against a private scratch folder that is deleted when they finish.
+    """
     with process_group(config) as shard:
-        stop = None if stop_requested is None else (lambda: shard.agree(stop_requested()))
+        stop = options.stop_requested
+        agreed = RunOptions(resume=options.resume, progress=options.progress,
+                            stop_requested=None if stop is None
+                            else (lambda: shard.agree(stop())),
+                            pictures=options.pictures, tracker_study=options.tracker_study)
+
+        def make_step(members: list[Member], data: DeviceSplits) -> ShardedStep:
+            member = members[0]
+            optimizer = member.restore_optimizer()
+            member.restore_global_rng()
+            return ShardedStep(shard, member.model, optimizer, member.config,
+                               data.train_images, data.train_labels)
+
         if shard.rank == 0:
-            return fit_one(config, resume, progress, stop, pictures)
+            return train_runs([config], agreed, make_step)[0]
         scratch = Path(tempfile.mkdtemp(prefix=f"vaelab-rank{shard.rank}-"))
         try:
-            if resume:
+            if agreed.resumes(1)[0]:
                 # Every rank starts from rank 0's checkpoint (the run directory must be
                 # readable by all ranks, e.g. a shared file system across nodes).
-                for name in os.listdir(config.out):
-                    if name.endswith((".safetensors", ".json", ".jsonl")):
-                        shutil.copy2(Path(config.out) / name, scratch / name)
-            result = fit_one(replace(config, out=str(scratch)), resume, None, stop, False)
+                for path in RunDir(config.out).files_to_share():
+                    shutil.copy2(path, scratch / path.name)
+            quiet = RunOptions(resume=agreed.resume, stop_requested=agreed.stop_requested,
+                               pictures=False)
+            result = train_runs([replace(config, out=str(scratch), trackers=())], quiet,
+                                make_step)[0]
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return replace(result, run_dir=Path(config.out))

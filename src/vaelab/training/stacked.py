@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vaelab.config import TrainConfig
+from vaelab.losses import elbo_terms
 from vaelab.models import VAE
 
 __all__ = ["StackedMLP", "StackedTerms", "stacking_blocker"]
@@ -135,23 +135,29 @@ class StackedMLP:
                 h = layer.activation(h)
         return h
 
-    def terms(self, x: torch.Tensor, eps: torch.Tensor, kl_weights: torch.Tensor) -> StackedTerms:
-        """Negative ELBO of every model on the same batch.
+    def terms(self, x: torch.Tensor, eps: torch.Tensor, kl_weights: torch.Tensor,
+              groups: torch.Tensor | None = None) -> StackedTerms:
+        """Negative ELBO of every model on its batch.
 
-        x (B, 1, H, W) in [0, 1], shared by all models; eps (M, B, z_max) the reparameterisation
-        noise, zero beyond each model's z_dim; kl_weights (M,) each model's beta for this step.
+        x (B, 1, H, W) in [0, 1], shared by all models, or (G, B, 1, H, W): G batches, model k
+        reading batch ``groups[k]`` (models trained with different seeds see different data
+        orders); eps (M, B, z_max) the reparameterisation noise, zero beyond each model's
+        z_dim; kl_weights (M,) each model's beta for this step.
         """
-        n_models, batch = len(self.z_dims), len(x)
-        pixels = x.flatten(1).unsqueeze(0).expand(n_models, batch, -1)
+        n_models, batch = len(self.z_dims), x.shape[-4]
+        flat = x.flatten(-3)  # (B, D) or (G, B, D)
+        if groups is None:
+            pixels = flat.unsqueeze(0).expand(n_models, batch, -1)
+        else:
+            pixels = flat.index_select(0, groups)
         h = self._run(pixels, self.encoder)
         mu, logvar = self._linear(h, "to_posterior").chunk(2, dim=2)
         z = mu + eps * torch.exp(0.5 * logvar)
         logits = self._linear(self._run(z, self.decoder), "to_logits")
-        # The same per-image terms as vaelab.losses.elbo_terms, one row per model.
-        recon = F.binary_cross_entropy_with_logits(logits, pixels, reduction="none").sum(2)
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(2)
-        loss = (recon + kl_weights.unsqueeze(1) * kl).mean(1)
-        sums = torch.stack([loss * batch, recon.sum(1), kl.sum(1)], dim=1)
+        # The same per-image terms as a single model's forward, one row per model.
+        terms = elbo_terms(logits, pixels, mu, logvar, kl_weights.unsqueeze(1), batch_dims=2)
+        loss = terms.loss.mean(1)
+        sums = torch.stack([loss * batch, terms.recon_nll.sum(1), terms.kl.sum(1)], dim=1)
         return StackedTerms(loss.sum(), sums.detach())
 
     def clip_grad_norm_(self, max_norm: float) -> None:

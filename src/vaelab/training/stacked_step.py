@@ -1,73 +1,122 @@
-"""The training step of a stacked batch of models, run from static buffers.
+"""The training step of several models stacked into one (``vaelab.training.stacked``).
 
-Every input the step reads lives in a tensor allocated once: the epoch's permutation, the
-position in it, each model's noise and KL weight. On CUDA the whole step (batch gather, forward,
-backward, gradient clipping, fused Adam) is captured once in a CUDA graph and replayed, so a step
-costs one graph launch plus one noise draw per model; elsewhere (or with ``use_graph=False``)
-the very same function runs eagerly.
+One call trains every model of the stack on its batch: one gather of the images (one batch per
+data seed), one batched matrix product per layer, one fused Adam step over all parameters. Each
+model draws its reparameterisation noise from its own generator, in the order a run of that
+model alone draws it, so it sees the numbers it would see alone; the draws happen outside the
+step, so the step itself can be a CUDA graph (``vaelab.training.graphs``).
 
-Noise is drawn outside the graph from each model's own generator, in the order ``fit`` draws
-it, so every model sees the numbers it would see alone.
+``StackedStep`` is the ``Step`` of a run of several members (``vaelab.training.epoch``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 
-from vaelab.pixels import BINARIZERS, to_float
+from vaelab.device import resolve_precision
+from vaelab.models import VAE
+from vaelab.pixels import BINARIZERS
+from vaelab.training.graphs import GraphedStep
 from vaelab.training.stacked import StackedMLP
+from vaelab.training.step import make_optimizer
+
+if TYPE_CHECKING:
+    from vaelab.data.tensors import DeviceSplits
+    from vaelab.training.lifecycle import Member
 
 __all__ = ["StackedStep"]
 
-_WARMUP_STEPS = 3  # eager steps on a side stream before capture, as CUDA graphs require
+
+class _Buffers:
+    """Static inputs of one batch size: indices, gathered bytes and pixels, noise, KL weights."""
+
+    def __init__(self, images: torch.Tensor, groups: int, z_dims: Sequence[int],
+                 batch: int) -> None:
+        device = images.device
+        self.index = torch.zeros(groups, batch, dtype=torch.long, device=device)
+        self.raw = torch.empty((groups * batch, *images.shape[1:]), dtype=images.dtype,
+                               device=device)
+        self.pixels = torch.empty((groups, batch, 1, *images.shape[1:]), dtype=torch.float32,
+                                  device=device)
+        self.noise = [torch.zeros(batch, z, device=device) for z in z_dims]
+        self.eps = torch.zeros(len(z_dims), batch, max(z_dims), device=device)
 
 
 class StackedStep:
-    """One optimisation step of ``stacked`` on ``batch`` images taken from ``order[offset:]``."""
+    """``step(index, kl_weights) -> (M, 3)``: one update of every model of the stack.
 
-    def __init__(
-        self,
-        stacked: StackedMLP,
-        optimizer: torch.optim.Optimizer,
-        images: torch.Tensor,
-        order: torch.Tensor,
-        offset: torch.Tensor,
-        batch: int,
-        binarize: str = "none",
-        grad_clip: float | None = None,
-        precision: str = "fp32",
-        use_graph: bool = False,
-    ) -> None:
+    ``index`` is (G, B): row g holds the batch of the models trained with the g-th seed of
+    ``seeds``. ``use_graph`` replays the step from a CUDA graph on a CUDA device.
+    """
+
+    def __init__(self, models: Sequence[VAE], configs: Sequence[Any], images: torch.Tensor,
+                 rngs: Sequence[dict[str, torch.Tensor]],
+                 optimizer_states: Sequence[dict[str, Any] | None],
+                 use_graph: bool = False) -> None:
         device = images.device
-        self.stacked, self.optimizer, self.images = stacked, optimizer, images
-        self.order, self.offset, self.batch = order, offset, batch
-        self.binarize = BINARIZERS[binarize]
-        self.grad_clip = grad_clip
+        config = configs[0]
+        self.models, self.configs, self.images = list(models), list(configs), images
+        self.device, self.n_train = device, len(images)
+        self.seeds = sorted({c.seed for c in configs})  # one batch of images per data seed
+        group_of = [self.seeds.index(c.seed) for c in configs]
+        self.groups = torch.tensor(group_of, device=device) if len(self.seeds) > 1 else None
+        self.stacked = StackedMLP(self.models, device)
         self.use_graph = use_graph and device.type == "cuda"
+        self.optimizer = self._adam(float(_lr(optimizer_states[0], config.lr)))
+        self.stacked.load_optimizer_states(
+            self.optimizer, [s["state"] if s else None for s in optimizer_states])
+        self.rngs = list(rngs)
+        self.generators = [_generator(rng, config.seed, device) for rng in rngs]
+        self.binarize = BINARIZERS[config.binarize]
+        self.grad_clip = config.grad_clip
+        precision = resolve_precision(config.precision, device)
         # Graph replays must not depend on autocast's cache of cast weights.
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16,
                                        enabled=precision == "bf16",
                                        cache_enabled=not self.use_graph)
-        self.noise = [torch.zeros(batch, z, device=device) for z in stacked.z_dims]
-        self.kl_weights = torch.zeros(len(stacked.z_dims), device=device)
+        self.kl_weights = torch.zeros(len(self.models), device=device)
         self._weights_set: tuple[float, ...] = ()
-        self.positions = torch.arange(batch, device=device)
-        self.graph: torch.cuda.CUDAGraph | None = None
-        self.sums: torch.Tensor | None = None
+        self._buffers: dict[int, _Buffers] = {}
+        self._graphs: dict[int, GraphedStep] = {}
 
-    def _step(self) -> torch.Tensor:
-        index = self.order.index_select(0, self.offset + self.positions)
-        self.offset += self.batch
-        x = to_float(self.images.index_select(0, index))
+    @classmethod
+    def for_members(cls, members: Sequence[Member], data: DeviceSplits,
+                    graphs: bool | None = None) -> StackedStep:
+        if graphs is None:
+            graphs = os.environ.get("VAELAB_CUDA_GRAPHS", "1") != "0"
+        return cls([m.model for m in members], [m.config for m in members], data.train_images,
+                   [m.rng for m in members], [m.optimizer_state for m in members],
+                   use_graph=graphs)
+
+    def _adam(self, lr: float) -> torch.optim.Optimizer:
+        """Adam as ``make_optimizer`` builds it; capturable when the step is a CUDA graph."""
+        params = self.stacked.parameters()
+        if self.use_graph:
+            return torch.optim.Adam(params, lr=lr, fused=True, capturable=True)
+        try:
+            return torch.optim.Adam(params, lr=lr, fused=True)
+        except (RuntimeError, TypeError):
+            return torch.optim.Adam(params, lr=lr, foreach=self.device.type != "cpu")
+
+    # -- one step ------------------------------------------------------------------------
+    def _body(self, buffers: _Buffers) -> torch.Tensor:
+        """Gather, forward, backward, clip, Adam; the (M, 3) batch sums."""
+        groups, batch = buffers.index.shape
+        torch.index_select(self.images, 0, buffers.index.flatten(), out=buffers.raw)
+        x = buffers.pixels
+        x.copy_(buffers.raw.view(groups, batch, 1, *self.images.shape[1:]))
+        x.div_(255.0)  # as pixels.to_float, so evaluation sees equal pixels
         if self.binarize is not None:
             x = self.binarize(x)
-        z_max = self.stacked.z_max
-        eps = torch.stack([F.pad(n, (0, z_max - n.shape[1])) for n in self.noise])
+        for k, noise in enumerate(buffers.noise):
+            buffers.eps[k].narrow(1, 0, noise.shape[1]).copy_(noise)
         with self.autocast:
-            terms = self.stacked.terms(x, eps, self.kl_weights)
+            terms = self.stacked.terms(x if self.groups is not None else x[0], buffers.eps,
+                                       self.kl_weights, self.groups)
         self.optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
         if self.grad_clip is not None:
@@ -75,43 +124,68 @@ class StackedStep:
         self.optimizer.step()
         return terms.sums.float()
 
-    def __call__(self, generators: Sequence[torch.Generator],
-                 kl_weights: Sequence[float]) -> torch.Tensor:
-        """Draw each model's noise, run the step; returns (M, 3) batch sums (loss, recon, kl)."""
-        for buffer, generator in zip(self.noise, generators, strict=True):
-            torch.randn(buffer.shape, generator=generator, out=buffer)
+    def __call__(self, index: torch.Tensor, kl_weights: Sequence[float]) -> torch.Tensor:
+        """Draw each model's noise, run the step on ``images[index]``; the (M, 3) sums."""
+        rows = index if index.dim() == 2 else index.unsqueeze(0)
+        batch = rows.shape[1]
+        buffers = self._buffers.get(batch)
+        if buffers is None:
+            buffers = _Buffers(self.images, len(self.seeds), self.stacked.z_dims, batch)
+            self._buffers[batch] = buffers
+        buffers.index.copy_(rows, non_blocking=True)
+        for noise, generator in zip(buffers.noise, self.generators, strict=True):
+            torch.randn(noise.shape, generator=generator, out=noise)
         if tuple(kl_weights) != self._weights_set:  # changes only during a KL warm-up
             self.kl_weights.copy_(torch.tensor(kl_weights, dtype=self.kl_weights.dtype))
             self._weights_set = tuple(kl_weights)
         if not self.use_graph:
-            return self._step()
-        if self.graph is None:
-            self._capture()
-        assert self.graph is not None and self.sums is not None
-        self.graph.replay()
-        return self.sums
+            return self._body(buffers)
+        if batch not in self._graphs:
+            self._graphs[batch] = GraphedStep(
+                lambda: self._body(buffers), f"the stacked step of batch size {batch}",
+                before_capture=lambda: self.optimizer.zero_grad(set_to_none=True))
+        return self._graphs[batch]()
 
-    def _capture(self) -> None:
-        """Warm up on a side stream, undo the warm-up's updates, then capture one step."""
-        state = [t for entry in self.optimizer.state.values() for t in entry.values()
-                 if torch.is_tensor(t)]
-        saved = [t.detach().clone() for t in [*self.stacked.parameters(), *state, self.offset]]
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(_WARMUP_STEPS):
-                self._step()
-        torch.cuda.current_stream().wait_stream(side)
-        self._restore(saved)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self.sums = self._step()
-        self.graph = graph
+    # -- each member as a model of its own ----------------------------------------------
+    def member_model(self, member: int) -> VAE:
+        """Member ``member``'s model, brought up to date with the stack's weights."""
+        self.stacked.copy_to(member, self.models[member])
+        return self.models[member]
 
-    def _restore(self, saved: list[torch.Tensor]) -> None:
-        state = [t for entry in self.optimizer.state.values() for t in entry.values()
-                 if torch.is_tensor(t)]
-        with torch.no_grad():
-            for target, value in zip([*self.stacked.parameters(), *state, self.offset], saved,
-                                     strict=True):
-                target.copy_(value)
+    def member_optimizer(self, member: int) -> torch.optim.Optimizer:
+        """An Adam of the member's model holding the state its own run would hold."""
+        model = self.models[member]
+        single = make_optimizer(model, self.configs[member], self.device)
+        groups = single.state_dict()["param_groups"]
+        for group in groups:
+            group["lr"] = self.optimizer.param_groups[0]["lr"]
+        state = self.stacked.optimizer_state(self.optimizer, member)
+        single.load_state_dict({"state": state, "param_groups": groups})
+        return single
+
+    def member_rng(self, member: int) -> dict[str, torch.Tensor]:
+        """The random state a run of this member alone would hold now."""
+        generator = self.generators[member]
+        if self.device.type == "cpu":
+            return {"cpu": generator.get_state()}
+        return {"cpu": self.rngs[member]["cpu"], self.device.type: generator.get_state()}
+
+
+def _lr(optimizer_state: dict[str, Any] | None, default: float) -> float:
+    """The learning rate in effect: a resumed optimizer keeps its own."""
+    if optimizer_state:
+        return float(optimizer_state["param_groups"][0]["lr"])
+    return default
+
+
+def _generator(rng: dict[str, torch.Tensor], seed: int,
+               device: torch.device) -> torch.Generator:
+    """A generator on ``device`` continuing the stream a run alone would draw noise from."""
+    generator = torch.Generator(device=device)
+    if device.type == "cpu":
+        generator.set_state(rng["cpu"])
+    elif device.type in rng:
+        generator.set_state(rng[device.type])
+    else:
+        generator.manual_seed(seed)  # what torch.manual_seed(seed) gives the device generator
+    return generator

@@ -1,0 +1,115 @@
+"""Entry points: ``fit`` trains one configuration, ``fit_many`` several (stacked where possible).
+
+Both run the one lifecycle of ``vaelab.training.lifecycle``; they only choose the ``Step``:
+``TrainStep`` for one model, ``StackedStep`` for configs that can share a step (the study's
+z_dim sweep: the same fully connected network, dataset, batch, learning rate and epochs), and
+``ShardedStep`` for one rank of a torchrun run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from vaelab.config import TrainConfig
+from vaelab.data.tensors import DeviceSplits
+from vaelab.models import create_model
+from vaelab.runs.layout import RunDir
+from vaelab.training import sharded
+from vaelab.training.lifecycle import FitResult, Member, train_runs
+from vaelab.training.options import RunOptions
+from vaelab.training.stacked import stacking_blocker
+from vaelab.training.stacked_step import StackedStep
+from vaelab.training.step import TrainStep
+
+__all__ = ["fit", "fit_many", "stack_key"]
+
+log = logging.getLogger(__name__)
+
+# Settings a stacked batch shares; z_dim, beta, seed, out and the trackers may differ.
+_SHARED = ("model", "dataset", "data_dir", "val_size", "epochs", "batch_size", "lr", "grad_clip",
+           "kl_warmup", "binarize", "iw_samples", "n_pseudo_inputs", "precision", "device",
+           "checkpoint_every")
+
+
+def stack_key(config: TrainConfig) -> tuple[Any, ...]:
+    """Configs with equal keys (and the same resume position) train as one stacked batch."""
+    return tuple(getattr(config, name) for name in _SHARED)
+
+
+def _single_step(members: list[Member], data: DeviceSplits) -> TrainStep:
+    member = members[0]
+    optimizer = member.restore_optimizer()
+    member.restore_global_rng()
+    return TrainStep(member.model, optimizer, member.config, data.train_images,
+                     data.train_labels)
+
+
+def fit(config: TrainConfig, options: RunOptions | None = None) -> FitResult:
+    """Train ``config`` in ``config.out`` (resuming from its last checkpoint when asked)."""
+    options = options or RunOptions()
+    if sharded.launched():  # started by torchrun: one rank of a data-parallel run
+        return sharded.fit_sharded(config, options)
+    return train_runs([config], options, _single_step)[0]
+
+
+def _position(config: TrainConfig, resume: bool) -> tuple[Any, ...]:
+    """Where a run stands (epoch, step, global step, learning rate), read from its checkpoint."""
+    if not resume:
+        return (0, 0, 0, config.lr)
+    from vaelab.runs.checkpoint import read_checkpoint
+
+    ckpt = read_checkpoint(RunDir(config.out).last)
+    state, optimizer = ckpt.state, ckpt.optimizer_state or {}
+    lr = optimizer.get("param_groups", [{}])[0].get("lr", config.lr)
+    return (state.epoch, state.step, state.global_step, lr) if state else (0, 0, 0, lr)
+
+
+def _blocker(config: TrainConfig) -> str | None:
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        return stacking_blocker(create_model(config.model_config()), config)
+
+
+def fit_many(configs: Sequence[TrainConfig], options: RunOptions | None = None
+             ) -> list[FitResult]:
+    """Train every config as ``fit`` would, stacking those that can share a step.
+
+    ``options.resume`` is one flag for all configs or one per config; a resumed run that
+    already reached its epoch count is not trained again. Returns one result per config, in
+    order. The caller's random state is left as it was.
+    """
+    options = options or RunOptions()
+    configs = list(configs)
+    resumes = options.resumes(len(configs))
+    from vaelab.training.lifecycle import check_run_dirs
+
+    check_run_dirs(configs, resumes)
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    alone: list[int] = []
+    for i, (config, again) in enumerate(zip(configs, resumes, strict=True)):
+        reason = _blocker(config)
+        if reason is not None:
+            log.info("%s trained alone: %s", config.out, reason)
+            alone.append(i)
+            continue
+        groups.setdefault((*stack_key(config), _position(config, again)), []).append(i)
+    results: dict[int, FitResult] = {}
+    cuda = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=cuda):
+        for members in groups.values():
+            log.info("training %d models stacked (z_dim %s)", len(members),
+                     ", ".join(str(configs[i].z_dim) for i in members))
+            part = RunOptions(resume=[resumes[i] for i in members], progress=options.progress,
+                              stop_requested=options.stop_requested, pictures=options.pictures,
+                              tracker_study=options.tracker_study)
+            trained = train_runs([configs[i] for i in members], part, StackedStep.for_members)
+            results.update(zip(members, trained, strict=True))
+        for i in alone:
+            part = RunOptions(resume=resumes[i], progress=options.progress,
+                              stop_requested=options.stop_requested, pictures=options.pictures,
+                              tracker_study=options.tracker_study)
+            results[i] = fit(configs[i], part)
+    return [results[i] for i in range(len(configs))]

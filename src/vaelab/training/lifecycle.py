@@ -1,0 +1,303 @@
+"""The run lifecycle: one loop for one model, a stack of models, and torchrun processes.
+
+For every member run it opens (or resumes) the run directory, restores the random state,
+trains epoch by epoch — recording each epoch, keeping ``best`` and ``last`` checkpoints,
+stopping on NaN or on request — and writes the pictures. Only the ``Step`` differs between a
+single model (``TrainStep``), a stack (``StackedStep``) and a rank of a torchrun run
+(``ShardedStep``); ``make_step`` builds it from the opened members.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vaelab.config import TrainConfig
+from vaelab.data.tensors import DeviceSplits, device_splits
+from vaelab.device import resolve_device
+from vaelab.errors import VaelabError
+from vaelab.evaluation.elbo import evaluate
+from vaelab.models import VAE, create_model
+from vaelab.runs.checkpoint import (
+    TrainState,
+    build_model,
+    checkpoint_bytes,
+    read_checkpoint,
+    save_checkpoint,
+)
+from vaelab.runs.layout import RunDir
+from vaelab.training.epoch import Step, accumulator, train_epoch
+from vaelab.training.options import RunOptions
+from vaelab.training.schedule import steps_per_epoch
+from vaelab.training.step import make_optimizer
+from vaelab.training.tracking import RunTrackers, open_trackers
+
+__all__ = ["FitResult", "Member", "TrainingInterrupted", "check_run_dirs", "train_runs"]
+
+_TERMS = ("loss", "recon", "kl")
+
+
+class TrainingInterrupted(VaelabError):
+    """Raised when a stop was requested; the resumable checkpoints have been written."""
+
+
+@dataclass
+class FitResult:
+    """A trained run: its directory, its model and its epoch records."""
+
+    run_dir: Path
+    model: VAE
+    history: list[dict[str, Any]]
+    best_val: float | None
+
+
+@dataclass
+class Member:
+    """One run of a training: its config, directory, model and where it stands."""
+
+    config: TrainConfig
+    run: RunDir
+    model: VAE
+    state: TrainState
+    optimizer_state: dict[str, Any] | None  # the checkpoint's Adam state (None: a fresh run)
+    rng: dict[str, torch.Tensor]  # the generator states its noise continues from
+
+    def restore_optimizer(self) -> torch.optim.Optimizer:
+        """The run's Adam, with the checkpoint's state when resuming."""
+        device = next(self.model.parameters()).device
+        optimizer = make_optimizer(self.model, self.config, device)
+        if self.optimizer_state is not None:
+            optimizer.load_state_dict(self.optimizer_state)
+        return optimizer
+
+    def restore_global_rng(self) -> None:
+        """Set torch's global generators to the run's state (a single model draws from them)."""
+        torch.set_rng_state(self.rng["cpu"])
+        device = next(self.model.parameters()).device
+        if device.type == "cuda" and "cuda" in self.rng:
+            torch.cuda.set_rng_state(self.rng["cuda"])
+
+
+MakeStep = Callable[[list[Member], DeviceSplits], Step]
+
+
+def check_run_dirs(configs: Sequence[TrainConfig], resumes: Sequence[bool]) -> None:
+    """Refuse before anything is written: clashing outs, existing runs, missing checkpoints."""
+    outs = [Path(c.out).resolve() for c in configs]
+    for out in outs:
+        if outs.count(out) > 1:
+            raise VaelabError(f"two configs write to {out}; give every config its own --out")
+    for config, again in zip(configs, resumes, strict=True):
+        run = RunDir(config.out)
+        if again and not run.last.is_file():
+            raise VaelabError(f"checkpoint {run.last} is missing; train it first or do not "
+                              "resume it")
+        if not again and run.holds_run():
+            raise VaelabError(f"{run} already holds a run; continue it with `vaelab train "
+                              f"--resume {run}` or choose another --out")
+
+
+def _open_member(config: TrainConfig, resume: bool, device: torch.device) -> Member:
+    """Build (or resume) one run's model and state; the run directory is already locked."""
+    run = RunDir(config.out)
+    run.remove_stale_temps()
+    torch.manual_seed(config.seed)
+    model = create_model(config.model_config()).to(device)
+    # The noise of a run continues the global stream from here, as if nothing else drew.
+    rng = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(device)
+    state, optimizer_state = TrainState(), None
+    run.ensure_free_space(checkpoint_bytes(model, resume))
+    if resume:
+        ckpt = read_checkpoint(run.last)
+        if ckpt.state is None or ckpt.optimizer_state is None:
+            raise VaelabError(f"{run.last} has no training state to resume from")
+        model = build_model(ckpt, device)
+        state, optimizer_state, rng = ckpt.state, ckpt.optimizer_state, dict(ckpt.rng)
+    run.write_config(config.to_dict())
+    run.write_metrics(state.history)
+    return Member(config, run, model, state, optimizer_state, rng)
+
+
+def train_runs(configs: Sequence[TrainConfig], options: RunOptions,
+               make_step: MakeStep) -> list[FitResult]:
+    """Train ``configs`` together with the Step that ``make_step`` builds; one result each.
+
+    Every run directory is locked for the whole training, so a second process pointed at it
+    is refused; temp files a killed writer left there are removed first. Data problems and
+    clashing run directories surface before anything is written.
+    """
+    configs = list(configs)
+    resumes = options.resumes(len(configs))
+    tracker_sets = [open_trackers(c) for c in configs]  # a missing library fails here, first
+    check_run_dirs(configs, resumes)
+    config = configs[0]
+    device = resolve_device(config.device)
+    data = device_splits(config.dataset, config.data_dir, config.val_size, device)
+    with contextlib.ExitStack() as stack:
+        members = []
+        for run_config, again in zip(configs, resumes, strict=True):
+            stack.enter_context(RunDir(run_config.out).lock())
+            members.append(_open_member(run_config, again, device))
+        step = make_step(members, data)
+        trackers: list[RunTrackers] = []
+        if members[0].state.epoch < config.epochs:
+            for member, tracker_set, again in zip(members, tracker_sets, resumes, strict=True):
+                trackers.append(RunTrackers(tracker_set, member.config, member.run,
+                                            member.state, again, options.tracker_study))
+                stack.callback(trackers[-1].close)  # a no-op once finished
+            _Loop(members, step, data, options, trackers).run()
+        models = [step.member_model(i) for i in range(len(members))]
+        if options.pictures:
+            from vaelab.pictures.run_figures import write_run_figures
+
+            images, labels = data.picture_split()
+            for member, model in zip(members, models, strict=True):
+                write_run_figures(member.run, model, images[:100], labels[:100],
+                                  member.state.history, member.config)
+        for member, tracked in zip(members, trackers, strict=False):
+            tracked.finish(member.state)
+    return [FitResult(m.run.path, model, m.state.history, m.state.best_val)
+            for m, model in zip(members, models, strict=True)]
+
+
+class _Loop:
+    """The epochs of one training: steps, records, checkpoints, NaN guard, stop requests."""
+
+    def __init__(self, members: list[Member], step: Step, data: DeviceSplits,
+                 options: RunOptions, trackers: list[RunTrackers]) -> None:
+        self.members, self.step, self.data, self.options = members, step, data, options
+        self.trackers = trackers
+        self.config = members[0].config
+        self.lead = members[0].state  # every member stands at the same position
+        self.steps = steps_per_epoch(step.n_train, self.config.batch_size)
+        self.device = data.device
+
+    def run(self) -> None:
+        while self.lead.epoch < self.config.epochs:
+            self._epoch(self.lead.epoch)
+
+    def _epoch(self, epoch: int) -> None:
+        progress = self.options.progress
+        if progress:
+            progress.epoch_start(epoch, self.config.epochs, self.steps, self.lead.step)
+        started = time.perf_counter()
+        running = accumulator(len(self.members), self.device)
+        for row, member in zip(running, self.members, strict=True):
+            if member.state.running:
+                row += torch.tensor([member.state.running[k] for k in _TERMS],
+                                    dtype=running.dtype, device=self.device)
+        stopped = False
+
+        def on_step(done: int, sums: torch.Tensor) -> bool:
+            nonlocal stopped
+            for member in self.members:
+                member.state.step, member.state.global_step = done, member.state.global_step + 1
+            # Reading the sums syncs an accelerator, so there they are checked every 50 steps
+            # (and before every checkpoint); on the CPU every step, to name the exact step.
+            exact = self.device.type == "cpu"
+            if exact or self.lead.global_step % 50 == 0:
+                self._check_finite(sums, epoch, done, exact)
+            if progress:
+                # The running mean costs a device sync, so it is read every 25 steps only.
+                seen = min(done * self.config.batch_size, self.step.n_train)
+                progress.step(float(sums[:, 0].mean()) / seen if done % 25 == 0 else None)
+            every = self.config.checkpoint_every
+            if every and self.lead.global_step % every == 0:
+                self._keep_running(sums, epoch, done)
+                self._save_all_last()
+            stopped = bool(self.options.stop_requested and self.options.stop_requested())
+            if stopped:
+                self._keep_running(sums, epoch, done)
+            return stopped
+
+        sums, _ = train_epoch(self.step, epoch, self.lead.step, running, on_step)
+        if stopped:
+            self._save_all_last()
+            raise TrainingInterrupted(self._stopped_message(epoch))
+        self._check_finite(sums, epoch, self.lead.step, exact=False)
+        self._end_epoch(epoch, sums.tolist(), started)
+
+    def _end_epoch(self, epoch: int, totals: list[list[float]], started: float) -> None:
+        n_train = self.step.n_train
+        records = []
+        for index, (member, total) in enumerate(zip(self.members, totals, strict=True)):
+            record: dict[str, Any] = {"epoch": epoch + 1}
+            record.update({f"train_{k}": total[i] / n_train for i, k in enumerate(_TERMS)})
+            if len(self.data.val_images):
+                val = evaluate(self.step.member_model(index), self.data.val_images,
+                               self.data.val_labels, member.config.binarize)
+                record.update(val_loss=val["neg_elbo"], val_recon=val["recon_bce"],
+                              val_kl=val["kl"], val_mse=val["mse"])
+            records.append(record)
+        seconds = time.perf_counter() - started  # the epoch's steps and evaluations
+        lr = float(self.step.optimizer.param_groups[0]["lr"])
+        for index, (member, record) in enumerate(zip(self.members, records, strict=True)):
+            record["seconds"] = seconds
+            record["lr"] = lr
+            state = member.state
+            state.history.append(record)
+            state.epoch, state.step, state.running = epoch + 1, 0, {}
+            key = record.get("val_loss", record["train_loss"])
+            if state.best_val is None or key < state.best_val:
+                state.best_val, state.best_epoch = key, epoch + 1
+                save_checkpoint(member.run.best, self.step.member_model(index), member.config,
+                                state)
+            self._save_last(index)
+            member.run.write_metrics(state.history)
+            if self.options.progress:  # the z_dim tells the stacked models' lines apart
+                shown = {**record, "z_dim": member.config.z_dim} if len(self.members) > 1 \
+                    else record
+                self.options.progress.epoch_end(shown)
+            images, labels = self.data.picture_split()
+            self.trackers[index].epoch(record, self.step.member_model(index), images, labels)
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def _save_last(self, index: int) -> None:
+        member = self.members[index]
+        save_checkpoint(member.run.last, self.step.member_model(index), member.config,
+                        member.state, self.step.member_optimizer(index),
+                        self.step.member_rng(index))
+
+    def _save_all_last(self) -> None:
+        for index in range(len(self.members)):
+            self._save_last(index)
+
+    def _keep_running(self, sums: torch.Tensor, epoch: int, done: int) -> None:
+        """Record the epoch's partial sums in each state (never a NaN: checked first)."""
+        self._check_finite(sums, epoch, done, exact=False)
+        for member, row in zip(self.members, sums.tolist(), strict=True):
+            member.state.running = dict(zip(_TERMS, row, strict=True))
+
+    # -- messages ------------------------------------------------------------------------
+    def _check_finite(self, sums: torch.Tensor, epoch: int, step: int, exact: bool) -> None:
+        finite = torch.isfinite(sums).all(dim=1).tolist()
+        bad = [m for m, ok in zip(self.members, finite, strict=True) if not ok]
+        if not bad:
+            return
+        where = f"at epoch {epoch + 1}, step {step}" if exact \
+            else f"in epoch {epoch + 1} by step {step}"
+        if len(self.members) == 1:
+            last = self.members[0].run.last
+            whose = "the training loss"
+            kept = (f"the last good checkpoint is kept in {last}" if last.is_file()
+                    else "no checkpoint had been written yet")
+        else:
+            whose = f"the training loss of {', '.join(str(m.run) for m in bad)}"
+            kept = "the last good checkpoints are kept"
+        raise VaelabError(f"{whose} became NaN or infinite {where}; {kept}; train again with a "
+                          f"lower --lr (now {self.config.lr:g}) or with gradient clipping, e.g. "
+                          "--grad-clip 10")
+
+    def _stopped_message(self, epoch: int) -> str:
+        runs = [str(m.run) for m in self.members]
+        how = (f"`vaelab train --resume {runs[0]}`" if len(runs) == 1 else
+               f"`vaelab train --resume DIR` for each of {', '.join(runs)}")
+        return f"stopped at epoch {epoch + 1}, step {self.lead.step}; resume with {how}"
