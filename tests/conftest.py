@@ -10,10 +10,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parents[1]
 # Real MNIST lives where $VAELAB_DATA points (CI sets it to ../shared/data).
 REAL_DATA = os.environ.get("VAELAB_DATA")
+
+# Property tests: "ci" gives every parser 1,000 generated files; "dev" (the default outside CI)
+# fewer, for a quick local run. VAELAB_HYPOTHESIS_PROFILE chooses one explicitly.
+settings.register_profile("ci", max_examples=1000)
+settings.register_profile("dev", max_examples=150)
+settings.load_profile(os.environ.get("VAELAB_HYPOTHESIS_PROFILE",
+                                     "ci" if os.environ.get("CI") else "dev"))
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

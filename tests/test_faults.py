@@ -337,17 +337,6 @@ def test_crafted_pickle_is_never_executed(tmp_path: Path,
         assert not marker.exists(), kind
 
 
-def test_no_unsafe_torch_load_in_the_package() -> None:
-    source = Path(__file__).resolve().parents[1] / "src" / "vaelab"
-    for path in source.rglob("*.py"):
-        text = path.read_text()
-        start = 0
-        while (at := text.find("torch.load(", start)) >= 0:
-            call = text[at:text.find(")", at) + 1]
-            assert "weights_only=True" in call, f"{path}: {call}"
-            start = at + 1
-
-
 def _rewrite(src: Path, dst: Path, meta: Callable[[dict[str, str]], None] | None = None,
              tensors: Callable[[dict[str, torch.Tensor]], None] | None = None) -> Path:
     with safe_open(str(src), framework="pt") as fh:

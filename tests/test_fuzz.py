@@ -1,6 +1,7 @@
 """Property-based tests: malformed IDX files and checkpoints end in a VaelabError, nothing else.
 
-Each parser gets 1,000 generated files: random bytes, truncations, wrong magic, wrong or
+Each parser gets the hypothesis profile's example count (1,000 under the ``ci`` profile, see
+conftest.py) of generated files: random bytes, truncations, wrong magic, wrong or
 forged dimensions (up to 2**32 - 1 images), bad gzip, forged safetensors headers and
 metadata, pickles. A file is allowed to load only when it is still well formed; every
 other one must raise VaelabError — never another exception, a hang or a large allocation
@@ -33,15 +34,18 @@ from vaelab.errors import VaelabError
 from vaelab.models import create_model
 from vaelab.runs.checkpoint import TrainState, build_model, read_checkpoint, save_checkpoint
 
-EXAMPLES = 1000
 SLOW_SECONDS = 30.0  # a hang, not a slow moment on a loaded machine
 PEAK_BYTES = 256 << 20  # Python-side allocation ceiling per parse
 RSS_GROWTH = 1 << 30  # the whole checkpoint run, training steps on loaded files included
 LOADED, ERROR = "loaded (still well formed)", "VaelabError"
 
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.function_scoped_fixture])
+FUZZ = settings(deadline=None, derandomize=True, database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def _examples() -> int:
+    """How many files each parser is given: the loaded profile's example count."""
+    return int(settings.default.max_examples)
 
 
 def _measured(parse: Any, path: Path, outcomes: Counter[str], kind: str,
@@ -126,30 +130,26 @@ def _idx_files(draw: st.DrawFn) -> tuple[str, bytes, int]:
     return kind, data, rank
 
 
-IDX_OUTCOMES: Counter[str] = Counter()
+def test_idx_reader_never_trusts_a_file(scratch: Path) -> None:
+    outcomes: Counter[str] = Counter()
 
+    @FUZZ
+    @given(case=_idx_files())
+    def check(case: tuple[str, bytes, int]) -> None:
+        kind, data, rank = case
+        path = scratch / "fuzz-idx"
+        path.write_bytes(data)
+        shape = (28, 28) if rank == 3 else ()
+        array = _measured(lambda p: read_idx(p, rank, shape), path, outcomes, kind)
+        if array is not None:
+            assert array.dtype == np.uint8 and array.shape[1:] == shape
 
-@FUZZ
-@given(case=_idx_files())
-def test_idx_reader_never_trusts_a_file(case: tuple[str, bytes, int], scratch: Path) -> None:
-    kind, data, rank = case
-    path = scratch / "fuzz-idx"
-    path.write_bytes(data)
-    shape = (28, 28) if rank == 3 else ()
-    array = _measured(lambda p: read_idx(p, rank, shape), path, IDX_OUTCOMES, kind)
-    if array is not None:
-        assert array.dtype == np.uint8 and array.shape[1:] == shape
-
-
-def test_idx_fuzz_summary() -> None:
-    """Runs after the property (same module, file order); reports how the files ended."""
-    if not IDX_OUTCOMES:
-        pytest.skip("run together with the fuzz test")
-    total = IDX_OUTCOMES[ERROR] + IDX_OUTCOMES[LOADED]
-    print(f"\nIDX reader, {total} files:", *sorted(IDX_OUTCOMES.items()), sep="\n  ")
-    assert total >= EXAMPLES
+    check()
+    total = outcomes[ERROR] + outcomes[LOADED]
+    print(f"\nIDX reader, {total} files:", *sorted(outcomes.items()), sep="\n  ")
+    assert total >= _examples()
     for kind in ("truncated", "magic", "rank", "extra", "gzip-truncated"):  # never well formed
-        assert IDX_OUTCOMES[f"{kind}: loaded"] == 0, kind
+        assert outcomes[f"{kind}: loaded"] == 0, kind
 
 
 # -------------------------------------------------------------------------------- checkpoints
@@ -272,52 +272,43 @@ def _load_like_resume(path: Path) -> object:
     return model
 
 
-CKPT_OUTCOMES: Counter[str] = Counter()
-
-
 def _peak_rss() -> int:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
-def _build_checkpoints() -> tuple[bytes, bytes]:
-    with tempfile.TemporaryDirectory() as folder:
-        return _checkpoint_bytes(Path(folder))
-
-
-# Built once, so the strategy below is a fixed function of hypothesis's choices.
-CHECKPOINTS = _build_checkpoints()
-
-
 @pytest.fixture(scope="module")
-def checkpoints() -> tuple[bytes, bytes]:
-    CKPT_OUTCOMES["peak RSS before (MB)"] = _peak_rss() >> 20
-    return CHECKPOINTS
+def checkpoints(scratch: Path) -> tuple[bytes, bytes]:
+    """A real checkpoint and its small twin, built once per module (not at import)."""
+    folder = scratch / "built"
+    folder.mkdir()
+    return _checkpoint_bytes(folder)
 
 
-@FUZZ
-@given(case=_checkpoint_files(*CHECKPOINTS))
-def test_checkpoint_loader_never_trusts_a_file(case: tuple[str, bytes], scratch: Path,
+def test_checkpoint_loader_never_trusts_a_file(scratch: Path,
                                                checkpoints: tuple[bytes, bytes]) -> None:
-    kind, content = case
-    path = scratch / "fuzz.safetensors"
-    path.write_bytes(content)
-    # torch allocates outside tracemalloc's view; the process's peak RSS is checked instead.
-    _measured(_load_like_resume, path, CKPT_OUTCOMES, kind, trace=False)
+    intact = scratch / "intact.safetensors"
+    intact.write_bytes(checkpoints[0])
+    _load_like_resume(intact)  # the unmutated file does load
+    outcomes: Counter[str] = Counter()
+    before = _peak_rss() >> 20
 
+    @FUZZ
+    @given(case=_checkpoint_files(*checkpoints))
+    def check(case: tuple[str, bytes]) -> None:
+        kind, content = case
+        path = scratch / "fuzz.safetensors"
+        path.write_bytes(content)
+        # torch allocates outside tracemalloc's view; the process's peak RSS is checked instead.
+        _measured(_load_like_resume, path, outcomes, kind, trace=False)
 
-def test_checkpoint_fuzz_summary(scratch: Path, checkpoints: tuple[bytes, bytes]) -> None:
-    path = scratch / "intact.safetensors"
-    path.write_bytes(checkpoints[0])
-    _load_like_resume(path)  # the unmutated file does load
-    if not CKPT_OUTCOMES:
-        pytest.skip("run together with the fuzz test")
-    total = CKPT_OUTCOMES[ERROR] + CKPT_OUTCOMES[LOADED]
-    CKPT_OUTCOMES["peak RSS after (MB)"] = _peak_rss() >> 20
-    print(f"\ncheckpoint loader, {total} files:", *sorted(CKPT_OUTCOMES.items()), sep="\n  ")
-    grown = CKPT_OUTCOMES["peak RSS after (MB)"] - CKPT_OUTCOMES["peak RSS before (MB)"]
+    check()
+    total = outcomes[ERROR] + outcomes[LOADED]
+    grown = (_peak_rss() >> 20) - before
+    print(f"\ncheckpoint loader, {total} files (peak RSS grew {grown} MB):",
+          *sorted(outcomes.items()), sep="\n  ")
     assert grown < RSS_GROWTH >> 20, f"peak memory grew by {grown} MB"
-    assert total >= EXAMPLES
+    assert total >= _examples()
     for kind in ("random", "truncated", "truncated-real", "header-size", "pickle", "tensor-swap"):
-        assert CKPT_OUTCOMES[f"{kind}: loaded"] == 0, kind  # never well formed
+        assert outcomes[f"{kind}: loaded"] == 0, kind  # never well formed

@@ -26,11 +26,18 @@ class Step(Protocol):
     ``seeds`` the data seeds whose permutations give the G rows of ``index``.
     """
 
-    configs: Sequence[TrainConfig]
-    seeds: Sequence[int]
-    n_train: int
-    device: torch.device
-    optimizer: torch.optim.Optimizer  # the one optimizer of all members (its lr is theirs)
+    @property
+    def configs(self) -> Sequence[TrainConfig]: ...
+    @property
+    def seeds(self) -> Sequence[int]: ...
+    @property
+    def n_train(self) -> int: ...
+    @property
+    def device(self) -> torch.device: ...
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The one optimizer of all members (its learning rate is theirs)."""
+        ...
 
     def __call__(self, index: torch.Tensor, kl_weights: Sequence[float]) -> torch.Tensor:
         """Train on images[index] (index (G, B)); the batch sums (M, 3): loss, recon, kl."""
