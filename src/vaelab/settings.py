@@ -16,7 +16,7 @@ import types
 import typing
 from collections.abc import Iterable
 from dataclasses import Field, dataclass, field, fields
-from typing import Any
+from typing import Any, cast
 
 from vaelab.errors import VaelabError
 
@@ -83,9 +83,10 @@ class Rule:
             value = float(value)
         if not isinstance(value, kind) or isinstance(value, bool):
             raise SettingError(name, kind.__name__, value)
-        if kind is float and not math.isfinite(value):
+        number = cast(float, value)
+        if kind is float and not math.isfinite(number):
             raise SettingError(name, "a finite number", value)
-        if not self.accepts(value):
+        if not self.accepts(number):
             raise SettingError(name, self.requirement(kind), value)
         return value
 

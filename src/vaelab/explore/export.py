@@ -87,9 +87,11 @@ def decode_tensor(entry: dict[str, Any]) -> np.ndarray:
     if entry["dtype"] == "int8":
         scale = np.frombuffer(base64.b64decode(entry["scale"]), "<f4")
         rows = np.frombuffer(raw, np.int8).reshape(shape[0], -1).astype(np.float32)
-        return (rows * scale[:, None]).reshape(shape)
+        decoded: np.ndarray = (rows * scale[:, None]).reshape(shape)
+        return decoded
     dtype = {"float16": "<f2", "float32": "<f4"}[entry["dtype"]]
-    return np.frombuffer(raw, dtype).astype(np.float32).reshape(shape)
+    values: np.ndarray = np.frombuffer(raw, dtype).astype(np.float32).reshape(shape)
+    return values
 
 
 # --- tracing the decoder ----------------------------------------------------------------------
@@ -284,11 +286,11 @@ def export_decoder(model: VAE, encoding: str = "float16") -> DecoderExport:
         if layer is not None:
             layers.append(layer)
         previous = node
-    expected = tuple(model.config.image_shape)
-    if output_shape != expected:
+    expected = model.config.image_shape
+    if output_shape != tuple(expected):
         raise _unsupported(model_name, f"an output of shape {output_shape}, not {expected}")
     return DecoderExport(layers=layers, z_dim=model.z_dim, output_shape=expected,
-                         encoding=encoding)  # type: ignore[arg-type]
+                         encoding=encoding)
 
 
 # --- the NumPy reference of the page's decoder ------------------------------------------------

@@ -46,7 +46,8 @@ class ConvVAE(VAE):
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = self.from_latent(z).view(-1, *self.feature_shape)
-        return self.decoder(h)
+        logits: torch.Tensor = self.decoder(h)
+        return logits
 
 
 @register_model("conv", "small convolutional VAE: 2 conv + 2 transposed conv layers, ReLU")

@@ -49,7 +49,8 @@ class ConditionalVAE(VAE):
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = self.decoder(torch.cat([z, self._one_hot(y, z)], dim=1))
-        return self.to_logits(h).view(-1, *self.config.image_shape)
+        logits: torch.Tensor = self.to_logits(h)
+        return logits.view(-1, *self.config.image_shape)
 
 
 

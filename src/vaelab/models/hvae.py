@@ -88,7 +88,8 @@ class LadderVAE(VAE):
         return mu, logvar
 
     def decode_z1(self, z1: torch.Tensor) -> torch.Tensor:
-        return self.to_logits(self.decoder(z1)).view(-1, *self.config.image_shape)
+        logits: torch.Tensor = self.to_logits(self.decoder(z1))
+        return logits.view(-1, *self.config.image_shape)
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Top latent z2 (B, z_dim) -> logits, through the mean of p(z1 | z2)."""

@@ -50,7 +50,7 @@ class MLPVAE(VAE):
         return mu, logvar
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        logits = self.to_logits(self.decoder(z))
+        logits: torch.Tensor = self.to_logits(self.decoder(z))
         return logits.view(-1, *self.config.image_shape)
 
 

@@ -120,7 +120,7 @@ def checkpoint_bytes(model: VAE, resume: bool = False) -> int:
 def global_rng_state() -> dict[str, torch.Tensor]:
     """The states of torch's global CPU and (when in use) CUDA generators."""
     states = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
         states["cuda"] = torch.cuda.get_rng_state()
     return states
 

@@ -24,7 +24,7 @@ WARMUP_STEPS = 3
 
 @contextlib.contextmanager
 def _side_stream() -> Iterator[None]:
-    stream = torch.cuda.Stream()
+    stream = torch.cuda.Stream()  # type: ignore[no-untyped-call]
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
         yield

@@ -177,7 +177,8 @@ class StackedMLP:
         for name, param in model.named_parameters():
             param.copy_(self.unpad(name, self.params[name][index], z_dim))
 
-    def optimizer_state(self, optimizer: torch.optim.Optimizer, index: int) -> dict[str, Any]:
+    def optimizer_state(self, optimizer: torch.optim.Optimizer,
+                        index: int) -> dict[int, dict[str, Any]]:
         """Model ``index``'s part of the stacked Adam state, keyed as its own Adam numbers it."""
         z_dim = self.z_dims[index]
         state: dict[int, dict[str, Any]] = {}

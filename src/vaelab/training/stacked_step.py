@@ -118,7 +118,7 @@ class StackedStep:
             terms = self.stacked.terms(x if self.groups is not None else x[0], buffers.eps,
                                        self.kl_weights, self.groups)
         self.optimizer.zero_grad(set_to_none=True)
-        terms.total.backward()
+        terms.total.backward()  # type: ignore[no-untyped-call]
         if self.grad_clip is not None:
             self.stacked.clip_grad_norm_(self.grad_clip)
         self.optimizer.step()

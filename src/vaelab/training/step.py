@@ -99,7 +99,7 @@ class TrainStep:
             if "capturable" in group:
                 group["capturable"] = self.use_graphs
         self.train_model: Callable[..., Any] = model  # what the forward pass calls
-        self.forward: Callable[..., Any] = self._forward
+        self.forward: Callable[..., tuple[torch.Tensor, torch.Tensor]] = self._forward
         if config.compile:
             # dynamic=False: one specialisation for the full batch and one for the last batch.
             # fallback_random: draw noise with PyTorch's own generator, as eager does, so a
@@ -130,7 +130,7 @@ class TrainStep:
         """Forward, backward, clip, Adam on one batch; ``scale`` weights this batch's loss."""
         self.optimizer.zero_grad(set_to_none=True)
         loss, sums = self.forward(x, y, beta, scale)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         if self.config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
