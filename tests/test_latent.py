@@ -146,3 +146,65 @@ def test_elbow_rule() -> None:
     assert elbow([3], [1.0]) == 3
     with pytest.raises(ValueError):
         elbow([1, 2], [1.0])
+
+
+class UnsureClassifier:
+    """Like ThresholdClassifier, but only 0.4 sure on z in [-0.5, 0.5]."""
+
+    def __init__(self) -> None:
+        self.inner = ThresholdClassifier(cuts=[-1.0, 0.5], digits=[3, 8, 2])
+
+    def predict(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        labels, _ = self.inner.predict(images)
+        z = images[:, 5, 5].numpy() * 20 - 10
+        return labels, np.where(np.abs(z) <= 0.5, 0.4, 0.9)
+
+
+def test_abstain_marks_unsure_labels_unclear() -> None:
+    labels = latent.abstain(np.array([1, 2, 3]), np.array([0.9, 0.5, 0.49]), 0.5)
+    assert labels.tolist() == [1, 2, latent.UNCLEAR]
+
+
+def test_digit_map_1d_abstains_below_the_confidence_threshold() -> None:
+    _, labels, _, intervals = latent.digit_map_1d(LineDecoder(), UnsureClassifier(), -3, 3, 601,
+                                                  min_confidence=0.5, min_run=2)
+    assert [i.label for i in intervals] == [3, 8, latent.UNCLEAR, 2]
+    unclear = intervals[2]
+    assert unclear.start == pytest.approx(-0.505) and unclear.end == pytest.approx(0.505)
+    shares = latent.interval_shares(intervals)
+    assert shares.sum() == pytest.approx(1.0)
+    assert shares[-1] == pytest.approx(1.01 / 6)  # the unclear stretch
+    assert (labels == latent.UNCLEAR).sum() == 101
+
+
+def test_a_digit_on_a_single_grid_point_is_not_drawn() -> None:
+    z = np.linspace(0, 6, 7)
+    intervals = latent.digit_intervals(z, np.array([1, 1, 7, 1, 1, 4, 4]), min_run=2)
+    assert [(i.label, i.start, i.end) for i in intervals] == [
+        (1, 0.0, 1.5), (latent.UNCLEAR, 1.5, 2.5), (1, 2.5, 4.5), (4, 4.5, 6.0)]
+    # Neighbouring unclear stretches merge into one.
+    labels = np.array([1, 1, 7, latent.UNCLEAR, 3, 4, 4])
+    assert [i.label for i in latent.digit_intervals(z, labels, min_run=2)] == [
+        1, latent.UNCLEAR, 4]
+
+
+def test_class_histogram_and_shares_count_unclear_last() -> None:
+    labels = np.array([0, 0, 3, latent.UNCLEAR, 9, latent.UNCLEAR])
+    assert latent.class_histogram(labels).tolist() == [2, 0, 0, 1, 0, 0, 0, 0, 0, 1, 2]
+    assert latent.label_shares(labels)[-1] == pytest.approx(2 / 6)
+
+
+def test_digit_map_2d_abstains() -> None:
+    values = np.linspace(-1, 1, 5)
+    labels, confidence = latent.digit_map_2d(LineDecoder(), UnsureClassifier(), values, 0.5)
+    assert labels.shape == confidence.shape == (5, 5)
+    assert (labels[:, 2] == latent.UNCLEAR).all()  # z1 = 0: the unsure stretch
+    assert (labels[:, 0] != latent.UNCLEAR).all()
+
+
+def test_outside_share_counts_grid_points_beyond_the_box() -> None:
+    values = np.linspace(-5, 5, 21)  # step 0.5; 13 values in [-3, 3]
+    assert latent.outside_share(values, values, (-3, 3, -3, 3)) == pytest.approx(
+        1 - 13 * 13 / 441)
+    assert latent.outside_share(values, values, (-5, 5, -5, 5)) == 0.0
+    assert 0.0 in values  # an odd grid has z = 0 on it

@@ -1,7 +1,8 @@
 """`vaelab study` end to end on mnist-sample, resuming, and `vaelab report` without training.
 
-The module trains one reduced quick study (all five z_dims, one epoch each, batch 128) once and
-checks its report, figures and run directories; a browser test opens the report in Chromium.
+The module trains one reduced quick study (all five z_dims, one epoch each, batch 128, 2,000
+prior samples) once and checks its report, figures and run directories, and a two-seed study of
+z_dims 1 and 2; a browser test opens the report in Chromium.
 """
 
 from __future__ import annotations
@@ -31,18 +32,20 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = REPO / "test-artifacts"
 
-# Pixel size of each figure of a five-z_dim study (matplotlib figures: inches x 100 dpi;
-# picture grids: 30-pixel cells plus 2 of padding, doubled).
+PRIOR_SAMPLES = 2000  # the quick study's 10,000 would cost the suite half a minute more
+# Pixel size of each figure of a five-z_dim study: matplotlib figures are drawn at their pixel
+# size (820 wide at most); picture grids have 30-pixel cells plus 2 of padding, doubled.
 EXPECTED_SIZES = {
-    "reconstructions.png": (1100, 450),
-    "recon_error.png": (1000, 360),
-    "prior_classes.png": (1000, 380),
-    "active_units.png": (1000, 360),
-    "strip_1d.png": (1300, 520),
-    "manifold_2d.png": (800, 800),
-    "manifold_quantiles.png": (800, 800),
-    "scatter_2d.png": (700, 600),
-    "digit_map_2d.png": (700, 600),
+    "loss_curves.png": (820, 360),
+    "reconstructions.png": (820, 380),
+    "active_units.png": (820, 370),
+    "prior_classes.png": (820, 370),
+    "elbow.png": (820, 380),
+    "strip_1d.png": (820, 400),
+    "manifold_2d.png": (708, 688),
+    "manifold_data_2d.png": (708, 688),
+    "manifold_quantiles.png": (728, 704),
+    "digit_map_2d.png": (820, 444),
     **{f"samples_z{z}.png": (604, 604) for z in Z_DIMS},
     **{f"interpolations_z{z}.png": (604, 484) for z in Z_DIMS},
 }
@@ -80,7 +83,8 @@ def quick_study(tmp_path_factory: pytest.TempPathFactory,
     study = tmp_path_factory.mktemp("study") / "quick"
     cache = request.config.cache.mkdir("vaelab-classifiers")
     code = main(["study", "--quick", "--epochs", "1", "--batch-size", "128", "--device", "cpu",
-                 "--out", str(study), "--classifier-dir", str(cache)])
+                 "--prior-samples", str(PRIOR_SAMPLES), "--out", str(study),
+                 "--classifier-dir", str(cache)])
     assert code == 0
     yield study
 
@@ -99,13 +103,19 @@ def test_quick_study_writes_runs_report_and_figures(quick_study: Path) -> None:
         assert f"## {section}" in markdown
     figures = figure_names(Z_DIMS)
     assert sorted(figures) == sorted(p.name for p in (quick_study / "figures").glob("*.png"))
+    checks = json.loads((quick_study / "results.json").read_text())["figure_checks"]
+    assert sorted(checks) == sorted(figures)
     for name in figures:
         width, height = png_size(quick_study / "figures" / name)
-        if name == "loss_curves.png":  # vaelab.pictures.plots crops it tightly
-            assert 1000 <= width <= 1700 and 300 <= height <= 600
-        else:
-            assert (width, height) == EXPECTED_SIZES[name], name
+        assert (width, height) == EXPECTED_SIZES[name], name
+        # Shown at exactly its pixel size, with every text at least 10 px tall and clear.
         assert f'<figure id="{name}"><img' in html
+        assert re.search(rf'<figure id="{re.escape(name)}"><img alt="[^"]*" width="{width}" '
+                         rf'height="{height}" src=', html), name
+        assert (checks[name]["width"], checks[name]["height"]) == (width, height)
+        smallest = checks[name]["smallest_text_px"]
+        assert smallest is None or smallest >= 10, name
+        assert checks[name]["overlaps"] == 0 and checks[name]["cut_off"] == 0, name
         assert f"(figures/{name})" in markdown
     # Self-contained: every image inlined, nothing fetched.
     assert html.count('src="data:image/png;base64,') == len(figures)
@@ -118,23 +128,36 @@ def test_report_numbers_come_from_the_runs(quick_study: Path, capsys: pytest.Cap
                                            ) -> None:
     results = json.loads((quick_study / "results.json").read_text())
     markdown = (quick_study / "report.md").read_text()
+    runs = {r["z_dim"]: r for r in results["runs"]}
+    assert sorted(runs) == list(Z_DIMS) and results["seeds"] == [1]
     for z in Z_DIMS:
         assert main(["evaluate", str(quick_study / f"z{z}"), "--split", "test", "--json",
                      "--device", "cpu"]) == 0
         measured = json.loads(capsys.readouterr().out)
-        run = results["runs"][str(z)]
+        run = runs[z]
         assert run["test"]["neg_elbo"] == pytest.approx(measured["neg_elbo"], rel=1e-6)
         assert f"| {z} | {run['test']['neg_elbo']:.2f} | {run['test']['recon_bce']:.2f} |" \
             in markdown
         assert 0 <= run["active_units"] <= z
-        assert sum(run["prior_counts"]) == 10_000
-    assert results["elbow"]["bce"] in Z_DIMS
-    assert f"the elbow is z_dim = {results['elbow']['bce']}" in markdown
+        assert sum(run["prior_counts"]) == PRIOR_SAMPLES  # ten digits and "unclear"
+        quality = run["sample_quality"]
+        assert quality["fd"] >= 0 and 0 <= quality["precision"] <= 1
+        assert quality["fd_samples"] == PRIOR_SAMPLES
+    elbow = results["elbow"]["measures"]
+    for found in elbow.values():
+        assert all(at in Z_DIMS for at in found["at"])
+        cells = [str(a) if r else f"not reached ({a})"
+                 for a, r in zip(found["at"], found["reached"], strict=True)]
+        assert f"| {found['label']} | " + " | ".join(cells) + " |" in markdown
+    assert results["pixels"]["binarize"] == "none" and 30 < results["pixels"]["bce_floor"] < 60
+    assert "not log-likelihoods" in markdown
     assert results["classifier"]["dataset"] == "mnist-sample"
-    assert {i["label"] for i in results["one_d"]["prior range"]["intervals"]} == set(
-        results["one_d"]["prior range"]["digits"])
+    prior = results["one_d"]["prior range"]
+    assert {i["label"] for i in prior["intervals"]} - {-1} == set(prior["digits"])
+    assert sum(prior["shares"]) == pytest.approx(1.0)
+    assert 0 <= results["two_d"]["beyond_share"] <= 1
     conclusions = markdown.split("## Conclusions", 1)[1]
-    assert f"{results['runs']['1']['test']['neg_elbo']:.2f}" in conclusions
+    assert f"{runs[1]['test']['neg_elbo']:.2f}" in conclusions
 
 
 @pytest.mark.slow
@@ -178,11 +201,54 @@ def test_report_opens_in_chromium_with_a_clean_console(quick_study: Path,
         loaded = page.evaluate("Array.from(document.images).filter("
                                "i => i.complete && i.naturalWidth > 0).length")
         total = page.evaluate("document.images.length")
+        # Every figure is displayed at exactly its pixel size: nothing scales it.
+        unscaled = page.evaluate("Array.from(document.images).filter(i => i.width === "
+                                 "i.naturalWidth && i.height === i.naturalHeight).length")
         page.screenshot(path=str(ARTIFACTS / "study-report.png"), full_page=False)
         context.close()
     assert headings == list(SECTIONS)
-    assert total == len(figure_names(Z_DIMS)) and loaded == total
+    assert total == len(figure_names(Z_DIMS)) and loaded == total and unscaled == total
     assert messages == []
+
+
+@pytest.fixture(scope="module")
+def two_seed_study(tmp_path_factory: pytest.TempPathFactory,
+                   request: pytest.FixtureRequest) -> Iterator[Path]:
+    """Two seeds of z_dims 1 and 2, tiny settings: the report's uncertainty in a few seconds."""
+    study = tmp_path_factory.mktemp("study") / "seeds"
+    cache = request.config.cache.mkdir("vaelab-classifiers")
+    code = main(["study", "--quick", "--z-dims", "1,2", "--seeds", "2", "--epochs", "1",
+                 "--batch-size", "512", "--prior-samples", "500", "--device", "cpu",
+                 "--out", str(study), "--classifier-dir", str(cache)])
+    assert code == 0
+    yield study
+
+
+@pytest.mark.slow
+@LONG
+def test_two_seeds_give_error_bars_bands_and_per_seed_elbows(two_seed_study: Path) -> None:
+    results = json.loads((two_seed_study / "results.json").read_text())
+    markdown = (two_seed_study / "report.md").read_text()
+    assert sorted(p.name for p in two_seed_study.iterdir() if p.is_dir()) == [
+        "figures", "z1", "z1-seed2", "z2", "z2-seed2"]
+    assert results["seeds"] == [1, 2]
+    assert sorted((r["z_dim"], r["seed"]) for r in results["runs"]) == [
+        (1, 1), (1, 2), (2, 1), (2, 2)]
+    for z in (1, 2):
+        row = results["sweep"][str(z)]
+        values = row["neg_elbo"]["values"]
+        assert row["neg_elbo"]["mean"] == pytest.approx(sum(values) / 2)
+        assert row["neg_elbo"]["sd"] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)
+        assert f"| {z} | {row['neg_elbo']['mean']:.2f} ± {row['neg_elbo']['sd']:.2f} | " \
+            f"{row['recon_bce']['mean']:.2f} ± {row['recon_bce']['sd']:.2f} |" in markdown
+    for found in results["elbow"]["measures"].values():
+        assert sorted(found["per_seed"]) == ["1", "2"]
+        assert f"| {found['label']}, seed 2 |" in markdown
+    assert "Each seed's own numbers" in markdown
+    assert "the shaded band spans the lowest to the highest seed" in markdown
+    assert "no number here has an error bar" not in markdown
+    assert all(c["overlaps"] == 0 and c["cut_off"] == 0
+               for c in results["figure_checks"].values())
 
 
 class Recorder(SweepProgress):

@@ -18,7 +18,8 @@ def register(sub: Any) -> None:
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"),
                         help="device for the measurements (default cpu)")
     parser.add_argument("--figures-to", metavar="DIR", default=None,
-                        help="also copy the figures into DIR as small PNGs (for a README)")
+                        help="also copy the report's figures into DIR as compact PNGs of the "
+                        "same pixel size (for a README)")
     parser.set_defaults(handler=run)
 
 
@@ -31,10 +32,9 @@ def run(args: argparse.Namespace) -> int:
     print(paths.markdown)
     if args.figures_to:
         from vaelab.pictures.compact import export_figures
-        from vaelab.study.analysis import FIGURES_DIR
 
-        figures = sorted(p.name for p in (paths.html.parent / FIGURES_DIR).glob("*.png"))
-        sizes = export_figures(paths.html.parent / FIGURES_DIR, args.figures_to, figures)
-        print(f"{len(sizes)} figures ({sum(sizes.values()) / 1024:.0f} KB) -> {args.figures_to}",
-              file=sys.stderr)
+        sizes = export_figures(paths.figures[0].parent, args.figures_to,
+                               [p.name for p in paths.figures])
+        print(f"{len(sizes)} figures ({sum(sizes.values()) / 1024:.0f} KB), each at the pixel "
+              f"size the report shows -> {args.figures_to}", file=sys.stderr)
     return 0

@@ -1,221 +1,357 @@
-"""The study's matplotlib figures (Agg), each a fixed size so a report lays out predictably.
+"""The study's matplotlib figures, each drawn at the pixel size the report shows it.
 
-Every function draws from measured arrays and writes one PNG; nothing here trains or decodes.
-A figure of ``figsize`` inches is saved at ``DPI`` without tight cropping, so its pixel size is
-exactly figsize x DPI.
+Every function draws from measured arrays and writes one PNG through
+``vaelab.pictures.plots.drawing`` (exact pixel size, every text at least 10 px tall and checked
+for overlaps); each returns what that check found. Figures are at most ``WIDTH`` pixels wide, so
+a Markdown page or the HTML report shows them at 100 %. Pictures of decoded digits are placed
+so that one image pixel is a whole number of screen pixels. Nothing here trains or decodes.
 """
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from vaelab.pictures.compact import compact_png
+from vaelab.pictures.plots import Legibility, drawing
 from vaelab.pictures.png import make_grid
-from vaelab.runs.atomic import atomic_write_bytes
-from vaelab.study.latent import Interval
+from vaelab.study.latent import UNCLEAR, Interval
 
 __all__ = [
-    "DPI",
+    "DIGIT_COLOURS",
+    "UNCLEAR_COLOUR",
+    "WIDTH",
+    "digit_colour",
     "plot_active_units",
     "plot_digit_map_2d",
+    "plot_elbow",
     "plot_manifold",
     "plot_prior_classes",
-    "plot_recon_error",
     "plot_reconstructions",
-    "plot_scatter",
     "plot_strip_1d",
 ]
 
-DPI = 100
-DIGIT_COLOURS = "tab10"
+WIDTH = 820  # pixels: fits a GitHub Markdown column and the report's page without scaling
+# tab10 with its grey (digit 7) replaced by near-black, so that grey means only "unclear".
+DIGIT_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                 "#222222", "#bcbd22", "#17becf")
+UNCLEAR_COLOUR = "#c8c8c8"
+_CHAR_PX = 7.6  # width of one tick-label character at the figures' tick size, rounded up
+_IMAGE = 28  # pixels per decoded image side
+
+Path = str | os.PathLike[str]
 
 
-def _figure(width: float, height: float) -> tuple[Any, Any]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt, plt.figure(figsize=(width, height), dpi=DPI, layout="constrained")
+def digit_colour(label: int) -> str:
+    return UNCLEAR_COLOUR if label == UNCLEAR else DIGIT_COLOURS[int(label) % 10]
 
 
-def _save(plt: Any, fig: Any, path: str | os.PathLike[str]) -> None:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
-    plt.close(fig)
-    atomic_write_bytes(path, compact_png(buffer.getvalue()))
+def _name(label: int, class_names: Sequence[str]) -> str:
+    return "unclear" if label == UNCLEAR else class_names[label]
 
 
-def _colour(plt: Any, label: int) -> Any:
-    return plt.get_cmap(DIGIT_COLOURS)(int(label) % 10)
+def _axes_px(fig: Any, left: float, bottom: float, width: float, height: float,
+             **kwargs: Any) -> Any:
+    """Axes placed in pixels from the figure's lower-left corner."""
+    w, h = fig.bbox.width, fig.bbox.height
+    return fig.add_axes((left / w, bottom / h, width / w, height / h), **kwargs)
 
 
-def plot_reconstructions(path: str | os.PathLike[str], originals: np.ndarray,
-                         recons: dict[str, np.ndarray]) -> None:
+def _text_px(fig: Any, x: float, y: float, text: str, **kwargs: Any) -> Any:
+    """A figure text placed in pixels from the figure's lower-left corner."""
+    return fig.text(x / fig.bbox.width, y / fig.bbox.height, text, **kwargs)
+
+
+def _record(record: list[Legibility]) -> Legibility:
+    return record[-1]
+
+
+def plot_reconstructions(path: Path, originals: np.ndarray, recons: dict[str, np.ndarray],
+                         scale: int = 2) -> Legibility:
     """Originals on the top row, then one row of reconstructions per model, labelled."""
     rows = [("original", originals), *recons.items()]
-    n = len(originals)
-    plt, fig = _figure(11, 0.7 * len(rows) + 0.3)
-    ax = fig.add_subplot()
-    grid = make_grid(np.concatenate([r for _, r in rows]), ncol=n, padding=2)
-    ax.imshow(grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-    ax.set_yticks([2 + 30 * i + 14 for i in range(len(rows))], [name for name, _ in rows])
-    ax.set_xticks([])
-    _save(plt, fig, path)
+    grid = make_grid(np.concatenate([r for _, r in rows]), ncol=len(originals), padding=2,
+                     scale=scale)
+    left, margin = 80, 8
+    height = grid.shape[0] + 2 * margin
+    record: list[Legibility] = []
+    with drawing(path, max(WIDTH, left + grid.shape[1] + margin), height, layout=None,
+                 record=record) as fig:
+        ax = _axes_px(fig, left, margin, grid.shape[1], grid.shape[0])
+        ax.imshow(grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest",
+                  extent=(0, grid.shape[1], grid.shape[0], 0))
+        cell = (_IMAGE + 2) * scale
+        ax.set_yticks([2 * scale + cell * i + _IMAGE * scale / 2 for i in range(len(rows))],
+                      [name for name, _ in rows])
+        ax.set_xticks([])
+        ax.tick_params(length=0)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    return _record(record)
 
 
-def plot_recon_error(path: str | os.PathLike[str], z_dims: Sequence[int],
-                     measures: dict[str, Sequence[float]], elbows: dict[str, int]) -> None:
-    """One panel per error measure against z_dim (log axis), the elbow marked in each."""
-    plt, fig = _figure(10, 3.6)
-    axes = fig.subplots(1, len(measures))
-    for ax, (name, values) in zip(np.atleast_1d(axes), measures.items(), strict=True):
-        ax.plot(z_dims, values, "o-", color="C0")
-        at = elbows[name]
-        still = len(z_dims) > 1 and at == max(z_dims)  # the rule found no elbow in the sweep
-        ax.axvline(at, color="C3", linestyle="--",
-                   label=f"still improving at z_dim = {at}" if still else f"elbow: z_dim = {at}")
-        ax.plot([at], [values[list(z_dims).index(at)]], "o", color="C3", markersize=10,
-                fillstyle="none")
-        ax.set_xscale("log")
-        ax.set_xticks(list(z_dims), [str(z) for z in z_dims])
-        ax.minorticks_off()
-        ax.set_xlabel("z_dim")
-        ax.set_ylabel(name)
+def _log_z_axis(ax: Any, z_dims: Sequence[int]) -> None:
+    ax.set_xscale("log")
+    ax.set_xticks(list(z_dims), [str(z) for z in z_dims])
+    ax.minorticks_off()
+    ax.set_xlabel("z_dim")
+    ax.grid(alpha=0.3)
+
+
+def plot_elbow(path: Path, z_dims: Sequence[int],
+               measures: dict[str, tuple[np.ndarray, list[tuple[float, int, bool]]]],
+               floor: float | None = None) -> Legibility:
+    """One panel per measure against z_dim (log axis) with the elbow of each tolerance.
+
+    ``measures`` maps a panel title to (values (n_seeds, n_z_dims), [(tolerance, elbow z_dim,
+    reached)]). With several seeds each seed is a grey dot and the line is the mean with
+    error bars of one standard deviation. ``floor`` draws the BCE floor on panels whose title
+    mentions BCE.
+    """
+    record: list[Legibility] = []
+    with drawing(path, WIDTH, 380, record=record) as fig:
+        axes = np.atleast_1d(fig.subplots(1, len(measures)))
+        for ax, (name, (values, found)) in zip(axes, measures.items(), strict=True):
+            values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+            mean = values.mean(0)
+            if len(values) > 1:
+                for k, row in enumerate(values):
+                    ax.plot(z_dims, row, "o", color="grey", markersize=3, alpha=0.7,
+                            label="single seeds" if k == 0 else None)
+                ax.errorbar(z_dims, mean, yerr=values.std(0, ddof=1), fmt="o-", color="C0",
+                            capsize=3, label=f"mean ± sd over {len(values)} seeds")
+            else:
+                ax.plot(z_dims, mean, "o-", color="C0", label="measured (one seed)")
+            groups: dict[tuple[int, bool], list[float]] = {}
+            for tolerance, at, reached in found:
+                groups.setdefault((at, reached), []).append(tolerance)
+            for k, ((at, reached), tolerances) in enumerate(groups.items()):
+                pcts = ", ".join(f"{100 * t:g} %" for t in tolerances)
+                label = (f"{pcts}: elbow at {at}" if reached
+                         else f"{pcts}: not reached by {at}")
+                ax.axvline(at, color="C3", linestyle=("--", ":", "-.")[k % 3], label=label)
+            if floor is not None and "BCE" in name:
+                ax.axhline(floor, color="grey", linestyle=":",
+                           label=f"BCE floor {floor:.1f} (pixel entropy)")
+            _log_z_axis(ax, z_dims)
+            ax.set_title(name)
+            ax.set_ylabel("nats per image")
+            ax.legend(loc="best")
+    return _record(record)
+
+
+def plot_prior_classes(path: Path, z_dims: Sequence[int], shares: dict[int, np.ndarray],
+                       spread: dict[int, np.ndarray | None], class_names: Sequence[str],
+                       min_confidence: float) -> Legibility:
+    """Share of decoded prior samples the classifier calls each digit, and unclear, per z_dim.
+
+    ``shares[z]`` holds n_classes + 1 shares (the last: unclear); ``spread[z]`` their standard
+    deviation across seeds, drawn as error bars, or None for one seed.
+    """
+    record: list[Legibility] = []
+    with drawing(path, WIDTH, 370, record=record) as fig:
+        ax = fig.add_subplot()
+        width = 0.8 / len(z_dims)
+        names = [*class_names, "unclear"]
+        x = np.arange(len(names))
+        for i, z_dim in enumerate(z_dims):
+            error = spread.get(z_dim)
+            ax.bar(x + (i - (len(z_dims) - 1) / 2) * width, shares[z_dim], width,
+                   yerr=error, capsize=2 if error is not None else 0, color=f"C{i % 10}",
+                   label=f"z_dim={z_dim}")
+        ax.set_xticks(x, names)
+        ax.set_xlabel("what the classifier calls the decoded sample (probability ≥ "
+                      f"{min_confidence:g})")
+        ax.set_ylabel("share of prior samples")
+        fig.legend(loc="outside lower center", ncols=min(len(z_dims), 6), frameon=False)
+        ax.grid(alpha=0.3, axis="y")
+    return _record(record)
+
+
+def plot_active_units(path: Path, variances: dict[int, list[np.ndarray]],
+                      threshold: float) -> Legibility:
+    """Each unit's activity Cov_x(E_q[z_u | x]), sorted, per z_dim (one line per seed)."""
+    from matplotlib.ticker import MaxNLocator
+
+    record: list[Legibility] = []
+    with drawing(path, WIDTH, 370, record=record) as fig:
+        ax = fig.add_subplot()
+        for i, (z_dim, per_seed) in enumerate(variances.items()):
+            for k, values in enumerate(per_seed):
+                ranked = np.sort(np.asarray(values))[::-1]
+                ax.plot(np.arange(1, len(ranked) + 1), np.maximum(ranked, 1e-6), "o-",
+                        markersize=3, color=f"C{i % 10}", alpha=1.0 if k == 0 else 0.5,
+                        label=f"z_dim={z_dim}" if k == 0 else None)
+        ax.axhline(threshold, color="grey", linestyle=":", label=f"threshold {threshold:g}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_yscale("log")
+        ax.set_xlabel("unit, sorted by activity" + (" (one line per seed)" if any(
+            len(v) > 1 for v in variances.values()) else ""))
+        ax.set_ylabel("Cov_x(E_q[z_u | x])")
+        fig.legend(loc="outside lower center", ncols=min(len(variances) + 1, 6), frameon=False)
         ax.grid(alpha=0.3)
-        ax.legend()
-    _save(plt, fig, path)
+    return _record(record)
 
 
-def plot_strip_1d(path: str | os.PathLike[str],
-                  strips: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, list[Interval]]]
-                  ) -> None:
-    """For each range: decoded images along z labelled by the classifier, and the digit map.
+def _spaced(positions: Sequence[float], widths: Sequence[float], gap: float = 8.0) -> list[int]:
+    """Indices of labels to keep so that none overlaps: first and last always, then greedily
+    every label whose centre is far enough from the last kept one and from the final one."""
+    n = len(positions)
+    if n <= 2:
+        return list(range(n))
+
+    def apart(i: int, j: int) -> bool:
+        return abs(positions[i] - positions[j]) >= (widths[i] + widths[j]) / 2 + gap
+
+    kept = [0]
+    for i in range(1, n - 1):
+        if apart(i, kept[-1]) and apart(i, n - 1):
+            kept.append(i)
+    if apart(n - 1, kept[-1]):
+        kept.append(n - 1)
+    return kept
+
+
+def plot_strip_1d(path: Path,
+                  strips: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, list[Interval]]],
+                  class_names: Sequence[str]) -> Legibility:
+    """For each range: decoded images along z with the classifier's digit above each, and the
+    digit map beneath (grey: unclear), its bounds labelled where they do not collide.
 
     ``strips`` holds (title, z of the images, images, their labels, intervals of the map).
     """
-    plt, fig = _figure(13, 2.6 * len(strips))
-    gs = fig.add_gridspec(2 * len(strips), 1, height_ratios=[3, 1] * len(strips))
-    for k, (title, z, images, labels, intervals) in enumerate(strips):
-        ax = fig.add_subplot(gs[2 * k])
-        n = len(images)
-        ax.imshow(np.concatenate(list(images), axis=1), cmap="gray", vmin=0, vmax=1,
-                  extent=(0, n, 0, 1), aspect="auto", interpolation="nearest")
-        ax.set_xticks(np.arange(n) + 0.5, [f"{v:.2f}" for v in z], fontsize=6, rotation=90)
-        ax.set_yticks([])
-        for i, label in enumerate(labels):
-            ax.text(i + 0.5, 1.04, str(label), ha="center", va="bottom", fontsize=9,
-                    color=_colour(plt, label), transform=ax.transData, fontweight="bold")
-        ax.set_title(f"{title}: decoded images (classifier's digit above each)", fontsize=10,
-                     pad=14)
-        bar = fig.add_subplot(gs[2 * k + 1])
-        for part in intervals:
-            bar.axvspan(part.start, part.end, color=_colour(plt, part.label), alpha=0.85)
-            if part.width > 0.03 * (intervals[-1].end - intervals[0].start):
-                bar.text((part.start + part.end) / 2, 0.5, str(part.label), ha="center",
-                         va="center", fontsize=10, color="white", fontweight="bold")
-        bounds = [intervals[0].start] + [p.end for p in intervals]
-        bar.set_xlim(intervals[0].start, intervals[-1].end)
-        bar.set_xticks(bounds, [f"{b:.2f}" for b in bounds], fontsize=6, rotation=90)
-        bar.set_yticks([])
-        bar.set_xlabel("z (digit map: which digit the decoder draws on each interval)",
-                       fontsize=8)
-    _save(plt, fig, path)
+    n = max(len(s[2]) for s in strips)
+    span = n * _IMAGE  # one image pixel per screen pixel
+    left = (WIDTH - span) // 2
+    block = 196
+    height = block * len(strips) + 8
+    record: list[Legibility] = []
+    with drawing(path, WIDTH, height, layout=None, record=record) as fig:
+        for k, (title, z, images, labels, intervals) in enumerate(strips):
+            top = height - 8 - k * block
+            _text_px(fig, left, top, title, va="top", ha="left", fontsize=10,
+                     fontweight="bold")
+            image_bottom = top - 44 - _IMAGE
+            ax = _axes_px(fig, left, image_bottom, span, _IMAGE)
+            ax.imshow(np.concatenate(list(images), axis=1), cmap="gray", vmin=0, vmax=1,
+                      extent=(0, len(images), 0, 1), aspect="auto", interpolation="nearest")
+            shown = range(0, len(z), 2) if len(z) > 13 else range(len(z))
+            ax.set_xticks([i + 0.5 for i in shown], [f"{z[i]:.2f}" for i in shown])
+            ax.set_yticks([])
+            for i, label in enumerate(labels):
+                ax.text(i + 0.5, 1.08, _name(int(label), class_names) if label != UNCLEAR
+                        else "?", ha="center", va="bottom", color=digit_colour(int(label)),
+                        transform=ax.transData, fontweight="bold", clip_on=False)
+            bar_bottom = image_bottom - 26 - 28
+            bar = _axes_px(fig, left, bar_bottom, span, 26)
+            low, high = intervals[0].start, intervals[-1].end
+            px = span / (high - low) if high > low else 0.0
+            for part in intervals:
+                bar.axvspan(part.start, part.end, color=digit_colour(part.label), linewidth=0)
+                if part.label != UNCLEAR and part.width * px >= 14:
+                    bar.text((part.start + part.end) / 2, 0.5, class_names[part.label],
+                             ha="center", va="center", color="white", fontweight="bold")
+            bounds = [low] + [p.end for p in intervals]
+            texts = [f"{b:.2f}" for b in bounds]
+            kept = _spaced([(b - low) * px for b in bounds], [len(t) * _CHAR_PX for t in texts])
+            bar.set_xlim(low, high)
+            bar.set_xticks([bounds[i] for i in kept], [texts[i] for i in kept])
+            bar.set_xticks(bounds, minor=True)
+            bar.set_yticks([])
+            bar.set_xlabel("z: the digit map (bounds of every interval are listed in the report)")
+    return _record(record)
 
 
-def plot_manifold(path: str | os.PathLike[str], images: np.ndarray, values: np.ndarray,
-                  title: str) -> None:
-    """An n x n grid of decoded images placed at their (z1, z2), with axis ticks."""
-    n = len(values)
-    plt, fig = _figure(8, 8)
-    ax = fig.add_subplot()
-    grid = make_grid(images, ncol=n, padding=0)
-    ax.imshow(grid, cmap="gray", vmin=0, vmax=255, extent=(0, n, 0, n), interpolation="nearest")
-    ticks = list(range(0, n, max(1, n // 10)))
-    ax.set_xticks([i + 0.5 for i in ticks], [f"{values[i]:.2f}" for i in ticks], rotation=90)
-    ax.set_yticks([i + 0.5 for i in ticks], [f"{values[i]:.2f}" for i in ticks])
-    ax.set_xlabel("z1")
-    ax.set_ylabel("z2")
-    ax.set_title(title)
-    _save(plt, fig, path)
+def plot_manifold(path: Path, images: np.ndarray, x: np.ndarray, y: np.ndarray, title: str,
+                  box: tuple[float, float, float, float] | None = None,
+                  ticks: tuple[list[float], list[str]] | None = None,
+                  labels: tuple[str, str] = ("z1", "z2")) -> Legibility:
+    """A len(y) x len(x) grid of decoded images (top row = largest y) placed at their
+    coordinates, one image pixel per screen pixel.
+
+    ``x`` and ``y`` are evenly spaced coordinates of the grid's columns and rows; ``ticks``
+    (positions, labels) replaces matplotlib's round ticks on both axes; ``box`` = (x_lo, x_hi,
+    y_lo, y_hi) is outlined dashed.
+    """
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    grid = make_grid(images, ncol=len(x), padding=0)
+    left, bottom, top = (80, 64, 36) if ticks is None else (100, 80, 36)
+    width, height = left + grid.shape[1] + 40, bottom + grid.shape[0] + top
+    dx = (x[-1] - x[0]) / max(len(x) - 1, 1) or 1.0
+    dy = (y[-1] - y[0]) / max(len(y) - 1, 1) or 1.0
+    record: list[Legibility] = []
+    with drawing(path, width, height, layout=None, record=record) as fig:
+        ax = _axes_px(fig, left, bottom, grid.shape[1], grid.shape[0])
+        ax.imshow(grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest", aspect="auto",
+                  extent=(x[0] - dx / 2, x[-1] + dx / 2, y[0] - dy / 2, y[-1] + dy / 2))
+        if ticks is not None:
+            ax.set_xticks(*ticks)
+            ax.set_yticks(*ticks)
+        if box is not None:
+            from matplotlib.patches import Rectangle
+
+            ax.add_patch(Rectangle((box[0], box[2]), box[1] - box[0], box[3] - box[2],
+                                   fill=False, edgecolor="#ff7f0e", linestyle="--",
+                                   linewidth=1.5))
+        ax.set_xlabel(labels[0])
+        ax.set_ylabel(labels[1])
+        _text_px(fig, left, height - 10, title, va="top", ha="left", fontsize=10)
+    return _record(record)
 
 
-def plot_scatter(path: str | os.PathLike[str], means: np.ndarray, labels: np.ndarray,
-                 class_names: Sequence[str]) -> None:
-    """Posterior means of the test set in the plane, one colour per digit."""
-    plt, fig = _figure(7, 6)
-    ax = fig.add_subplot()
-    for label in range(len(class_names)):
-        chosen = labels == label
-        ax.scatter(means[chosen, 0], means[chosen, 1], s=2, alpha=0.6,
-                   color=_colour(plt, label), label=class_names[label])
-    ax.set_xlabel("z1 (posterior mean)")
-    ax.set_ylabel("z2 (posterior mean)")
-    ax.set_title("test-set latent means, coloured by true digit")
-    ax.legend(markerscale=6, fontsize=8, loc="center left", bbox_to_anchor=(1, 0.5))
-    ax.grid(alpha=0.3)
-    _save(plt, fig, path)
+def plot_digit_map_2d(path: Path, labels: np.ndarray, limit: float, means: np.ndarray,
+                      true_labels: np.ndarray, class_names: Sequence[str],
+                      box: tuple[float, float, float, float]) -> Legibility:
+    """Side by side on the same axes: the classifier's digit of the decoding at each grid
+    point (grey: unclear), and the test set's posterior means coloured by their true digit.
+
+    ``labels`` is the (n, n) map over [-limit, limit]² (top row = high z2); ``box`` (the test
+    set's latent range) is outlined dashed on the map.
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch, Rectangle
+
+    n = labels.shape[0]
+    half = limit / max(n - 1, 1)  # half a grid step: the map's cells are centred on the points
+    reach = max(limit + half, float(np.abs(means).max()) if len(means) else 0.0)
+    lim = (-reach, reach)
+    side, left, gap, bottom = 320, 64, 88, 84
+    record: list[Legibility] = []
+    with drawing(path, WIDTH, bottom + side + 40, layout=None, record=record) as fig:
+        digit_ax = _axes_px(fig, left, bottom, side, side)
+        dots_ax = _axes_px(fig, left + side + gap, bottom, side, side, sharex=digit_ax,
+                           sharey=digit_ax)
+        rgb = np.array([_rgb(digit_colour(int(d))) for d in labels.ravel()])
+        digit_ax.imshow(rgb.reshape(*labels.shape, 3), interpolation="nearest",
+                        extent=(-limit - half, limit + half, -limit - half, limit + half))
+        digit_ax.add_patch(Rectangle((box[0], box[2]), box[1] - box[0], box[3] - box[2],
+                                     fill=False, edgecolor="black", linestyle="--"))
+        for d in range(len(class_names)):
+            chosen = true_labels == d
+            dots_ax.scatter(means[chosen, 0], means[chosen, 1], s=1.5, alpha=0.5,
+                            color=digit_colour(d), linewidths=0, rasterized=True)
+        for ax, title in ((digit_ax, "the classifier's digit of each decoding"),
+                          (dots_ax, "test images' latent means, true digit")):
+            ax.set_xlim(lim)
+            ax.set_ylim(lim)
+            ax.set_aspect("equal")
+            ax.set_xlabel("z1")
+            ax.set_title(title)
+            ax.grid(alpha=0.25)
+        digit_ax.set_ylabel("z2")
+        handles: list[Any] = [Patch(color=digit_colour(d), label=class_names[d])
+                              for d in range(len(class_names))]
+        handles += [Patch(color=UNCLEAR_COLOUR, label="unclear"),
+                    Line2D([], [], color="black", linestyle="--", label="test set's range")]
+        fig.legend(handles=handles, loc="lower center", ncols=len(handles), frameon=False,
+                   bbox_to_anchor=(0.5, 0.0), handlelength=1.2, columnspacing=0.9,
+                   handletextpad=0.4)
+    return _record(record)
 
 
-def plot_digit_map_2d(path: str | os.PathLike[str], labels: np.ndarray, confidence: np.ndarray,
-                      limit: float, class_names: Sequence[str]) -> None:
-    """The classifier's digit at each point of the plane; paler where it is less sure."""
-    from matplotlib.patches import Patch
+def _rgb(colour: str) -> tuple[float, float, float]:
+    from matplotlib.colors import to_rgb
 
-    plt, fig = _figure(7, 6)
-    ax = fig.add_subplot()
-    colours = [_colour(plt, d) for d in range(10)]
-    rgb = np.array([colours[d][:3] for d in labels.ravel()]).reshape(*labels.shape, 3)
-    rgb = 1 - (1 - rgb) * np.clip(confidence, 0, 1)[..., None]  # fade towards white
-    ax.imshow(rgb, extent=(-limit, limit, -limit, limit), interpolation="nearest")
-    ax.set_xlabel("z1")
-    ax.set_ylabel("z2")
-    ax.set_title("digit the classifier sees in the decoding of each z")
-    shown = sorted(set(labels.ravel().tolist()))
-    ax.legend(handles=[Patch(color=colours[d], label=class_names[d]) for d in shown],
-              fontsize=8, loc="center left", bbox_to_anchor=(1, 0.5))
-    _save(plt, fig, path)
-
-
-def plot_prior_classes(path: str | os.PathLike[str], z_dims: Sequence[int],
-                       counts: dict[int, np.ndarray], confidence: dict[int, float],
-                       class_names: Sequence[str]) -> None:
-    """Share of each digit among decoded prior samples, per z_dim, and the mean confidence."""
-    plt, fig = _figure(10, 3.8)
-    ax = fig.add_subplot()
-    width = 0.8 / len(z_dims)
-    x = np.arange(len(class_names))
-    for i, z_dim in enumerate(z_dims):
-        share = counts[z_dim] / max(counts[z_dim].sum(), 1)
-        ax.bar(x + (i - (len(z_dims) - 1) / 2) * width, share, width,
-               label=f"z_dim={z_dim} (confidence {confidence[z_dim]:.2f})")
-    ax.axhline(0.1, color="grey", linestyle=":", label="uniform (0.1)")
-    ax.set_xticks(x, list(class_names))
-    ax.set_xlabel("digit the classifier sees")
-    ax.set_ylabel("share of prior samples")
-    ax.legend(fontsize=7, ncols=2)
-    ax.grid(alpha=0.3, axis="y")
-    _save(plt, fig, path)
-
-
-def plot_active_units(path: str | os.PathLike[str], variances: dict[int, np.ndarray],
-                      threshold: float) -> None:
-    """Each unit's activity Cov_x(E_q[z_u | x]), sorted, per z_dim; the threshold dotted."""
-    plt, fig = _figure(10, 3.6)
-    ax = fig.add_subplot()
-    for z_dim, values in variances.items():
-        ranked = np.sort(values)[::-1]
-        ax.plot(np.arange(1, len(ranked) + 1), np.maximum(ranked, 1e-6), "o-", markersize=3,
-                label=f"z_dim={z_dim}")
-    ax.axhline(threshold, color="grey", linestyle=":", label=f"threshold {threshold:g}")
-    ax.set_yscale("log")
-    ax.set_xlabel("unit (sorted by activity)")
-    ax.set_ylabel("Cov_x(E_q[z_u | x])")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    _save(plt, fig, path)
+    return to_rgb(colour)

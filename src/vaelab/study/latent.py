@@ -4,6 +4,10 @@ Every function takes the model (anything with ``decode_probs``/``encode``) and, 
 are needed, a classifier (anything with ``predict(images) -> (labels, confidence)``), so the
 digit maps can be checked on constructed decoders and classifiers whose answers are known.
 Images come back as float numpy arrays (N, 28, 28) in [0, 1].
+
+The classifier may abstain: a decoding counts as digit d only when the classifier gives d a
+probability of at least ``min_confidence``; otherwise its label is ``UNCLEAR`` (-1). On a line,
+a digit also needs ``min_run`` neighbouring grid points in a row to count as drawn.
 """
 
 from __future__ import annotations
@@ -15,21 +19,28 @@ import numpy as np
 import torch
 
 __all__ = [
+    "UNCLEAR",
     "Decoder",
     "Interval",
     "Labeller",
+    "abstain",
     "active_units",
+    "class_histogram",
     "decode",
     "digit_intervals",
     "digit_map_1d",
     "digit_map_2d",
     "grid_points",
     "interpolate",
+    "interval_shares",
+    "label_shares",
     "manifold",
+    "outside_share",
     "posterior_means",
-    "prior_class_histogram",
     "quantile_values",
 ]
+
+UNCLEAR = -1  # the label of a decoding the classifier does not call any digit
 
 
 class Decoder(Protocol):
@@ -80,11 +91,17 @@ def active_units(means: np.ndarray, threshold: float = 0.01) -> tuple[int, np.nd
     return int((variances > threshold).sum()), variances
 
 
+def abstain(labels: np.ndarray, confidence: np.ndarray, min_confidence: float) -> np.ndarray:
+    """``labels`` with UNCLEAR wherever the classifier's probability is below ``min_confidence``."""
+    labels = np.asarray(labels).astype(np.int64)
+    return np.where(np.asarray(confidence) >= min_confidence, labels, UNCLEAR)
+
+
 @dataclass
 class Interval:
-    """A stretch of the z axis over which the classifier sees one digit."""
+    """A stretch of the z axis over which the classifier sees one digit (or none: UNCLEAR)."""
 
-    label: int  # the digit
+    label: int  # the digit, or UNCLEAR
     start: float  # lower bound (midpoint to the previous sampled point, or the range start)
     end: float  # upper bound
     confidence: float  # mean classifier probability over the sampled points inside
@@ -94,17 +111,30 @@ class Interval:
         return self.end - self.start
 
 
-def digit_intervals(z: np.ndarray, labels: np.ndarray,
-                    confidence: np.ndarray | None = None) -> list[Interval]:
-    """Runs of equal labels along sorted points ``z``; bounds fall midway between points."""
+def _runs(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and one-past-last index of each run of equal labels."""
+    change = np.flatnonzero(labels[1:] != labels[:-1]) + 1  # first index of each new run
+    return np.concatenate([[0], change]), np.concatenate([change, [len(labels)]])
+
+
+def digit_intervals(z: np.ndarray, labels: np.ndarray, confidence: np.ndarray | None = None,
+                    min_run: int = 1) -> list[Interval]:
+    """Runs of equal labels along sorted points ``z``; bounds fall midway between points.
+
+    A digit's run of fewer than ``min_run`` points does not count as drawn: it becomes part of
+    an UNCLEAR run (neighbouring unclear runs merge).
+    """
     z = np.asarray(z, dtype=np.float64)
-    labels = np.asarray(labels)
+    labels = np.asarray(labels).astype(np.int64)
     conf = np.ones(len(z)) if confidence is None else np.asarray(confidence, dtype=np.float64)
     if len(z) == 0:
         return []
-    change = np.flatnonzero(labels[1:] != labels[:-1]) + 1  # first index of each new run
-    starts = np.concatenate([[0], change])
-    ends = np.concatenate([change, [len(z)]])
+    if min_run > 1:
+        labels = labels.copy()
+        for a, b in zip(*_runs(labels), strict=True):
+            if b - a < min_run:
+                labels[a:b] = UNCLEAR
+    starts, ends = _runs(labels)
     intervals = []
     for a, b in zip(starts, ends, strict=True):
         lo = z[0] if a == 0 else (z[a - 1] + z[a]) / 2
@@ -113,16 +143,42 @@ def digit_intervals(z: np.ndarray, labels: np.ndarray,
     return intervals
 
 
-def digit_map_1d(model: Decoder, classifier: Labeller, low: float, high: float,
-                 points: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Interval]]:
+def interval_shares(intervals: list[Interval], n_classes: int = 10) -> np.ndarray:
+    """The share of the line each digit covers, (n_classes + 1,); the last entry is UNCLEAR."""
+    shares = np.zeros(n_classes + 1)
+    total = sum(i.width for i in intervals)
+    for part in intervals:
+        shares[part.label] += part.width / total if total > 0 else 0.0  # UNCLEAR is index -1
+    return shares
+
+
+def label_shares(labels: np.ndarray, n_classes: int = 10) -> np.ndarray:
+    """The share of labels equal to each digit, (n_classes + 1,); the last entry is UNCLEAR."""
+    labels = np.asarray(labels).ravel()
+    counts = class_histogram(labels, n_classes)
+    return np.asarray(counts / max(len(labels), 1), dtype=np.float64)
+
+
+def class_histogram(labels: np.ndarray, n_classes: int = 10) -> np.ndarray:
+    """Counts of each digit among ``labels``, (n_classes + 1,); the last entry counts UNCLEAR."""
+    labels = np.asarray(labels).ravel()
+    counts = np.bincount(labels[labels != UNCLEAR], minlength=n_classes)[:n_classes]
+    return np.append(counts, int((labels == UNCLEAR).sum()))
+
+
+def digit_map_1d(model: Decoder, classifier: Labeller, low: float, high: float, points: int,
+                 min_confidence: float = 0.0, min_run: int = 1
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Interval]]:
     """Classify decodings of ``points`` evenly spaced z in [low, high] (a 1-D model).
 
-    Returns z, labels, confidences and the intervals of the digit map.
+    Returns z, labels (UNCLEAR below ``min_confidence``), confidences and the intervals of the
+    digit map (runs shorter than ``min_run`` points unclear).
     """
     z = np.linspace(low, high, points)
     images = decode(model, z[:, None])
     labels, confidence = classifier.predict(torch.from_numpy(images))
-    return z, labels, confidence, digit_intervals(z, labels, confidence)
+    labels = abstain(labels, confidence, min_confidence)
+    return z, labels, confidence, digit_intervals(z, labels, confidence, min_run)
 
 
 def grid_points(x_values: np.ndarray, y_values: np.ndarray) -> np.ndarray:
@@ -134,21 +190,35 @@ def grid_points(x_values: np.ndarray, y_values: np.ndarray) -> np.ndarray:
 def quantile_values(low: float, high: float, n: int) -> np.ndarray:
     """Standard-normal quantiles of n evenly spaced probabilities in [low, high]."""
     probs = torch.linspace(low, high, n, dtype=torch.float64)
-    return torch.special.ndtri(probs).numpy()
+    return np.asarray(torch.special.ndtri(probs).numpy())
 
 
-def manifold(model: Decoder, values: np.ndarray) -> np.ndarray:
-    """Decodings of the grid values x values (a 2-D model), (n * n, 28, 28), top row = high z2."""
-    return decode(model, grid_points(values, values))
+def manifold(model: Decoder, values: np.ndarray, y_values: np.ndarray | None = None
+             ) -> np.ndarray:
+    """Decodings of the grid values x y_values (default: values) of a 2-D model,
+    (len(y) * len(x), 28, 28) in reading order, top row = high z2."""
+    return decode(model, grid_points(values, values if y_values is None else y_values))
 
 
-def digit_map_2d(model: Decoder, classifier: Labeller, values: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """The classifier's digit and confidence at each grid point, each (n, n), top row = high z2."""
+def digit_map_2d(model: Decoder, classifier: Labeller, values: np.ndarray,
+                 min_confidence: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """The classifier's digit (UNCLEAR below ``min_confidence``) and its probability at each
+    grid point, each (n, n), top row = high z2."""
     images = decode(model, grid_points(values, values))
     labels, confidence = classifier.predict(torch.from_numpy(images))
+    labels = abstain(labels, confidence, min_confidence)
     n = len(values)
     return labels.reshape(n, n), confidence.reshape(n, n)
+
+
+def outside_share(x_values: np.ndarray, y_values: np.ndarray,
+                  box: tuple[float, float, float, float]) -> float:
+    """The share of the grid x_values x y_values outside ``box`` = (x_lo, x_hi, y_lo, y_hi)."""
+    points = grid_points(np.asarray(x_values), np.asarray(y_values))
+    x_lo, x_hi, y_lo, y_hi = box
+    inside = ((points[:, 0] >= x_lo) & (points[:, 0] <= x_hi)
+              & (points[:, 1] >= y_lo) & (points[:, 1] <= y_hi))
+    return float(1.0 - inside.mean()) if len(points) else 0.0
 
 
 @torch.no_grad()
@@ -163,13 +233,3 @@ def interpolate(model: torch.nn.Module, start: np.ndarray, end: np.ndarray,
     t = np.linspace(0.0, 1.0, steps)[None, :, None]
     path = mu_a[:, None, :] * (1 - t) + mu_b[:, None, :] * t  # (P, steps, z_dim)
     return decode(model, path.reshape(-1, mu_a.shape[1]))  # type: ignore[arg-type]
-
-
-def prior_class_histogram(model: torch.nn.Module, classifier: Labeller, n: int, seed: int = 0,
-                          n_classes: int = 10) -> tuple[np.ndarray, float, np.ndarray]:
-    """Classify n decoded prior draws: class counts, mean confidence, and the first images."""
-    z = torch.randn(n, model.config.z_dim, generator=torch.Generator().manual_seed(seed))  # type: ignore[union-attr]
-    images = decode(model, z)  # type: ignore[arg-type]
-    labels, confidence = classifier.predict(torch.from_numpy(images))
-    counts = np.bincount(labels, minlength=n_classes)
-    return counts, float(confidence.mean()), images[:100]

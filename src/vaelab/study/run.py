@@ -18,7 +18,7 @@ from vaelab.evaluation.classifier import (
     load_classifier,
 )
 from vaelab.runs.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, make_dir
-from vaelab.study.analysis import FIGURES_DIR, analyze
+from vaelab.study.analysis import FIGURES_DIR, RESULTS, analyze
 from vaelab.study.config import STUDY_FILE, StudyConfig, load_study_config
 from vaelab.study.report import build_document, render_html, render_markdown
 from vaelab.study.sweep import train_sweep
@@ -40,6 +40,7 @@ class ReportPaths:
     html: Path
     markdown: Path
     results: Path
+    figures: list[Path]  # every figure the report shows, in report order
 
 
 def default_classifier_dir(config: StudyConfig) -> Path:
@@ -110,8 +111,9 @@ def build_report(study_dir: str | Path, device: str = "cpu",
     """
     config = load_study_config(study_dir)
     study_dir = Path(study_dir)
-    missing = [str(z) for z in config.z_dims
-               if not (config.run_dir(z) / "best.safetensors").is_file()]
+    missing = [f"{z}" + (f" (seed {s})" if config.seeds > 1 else "")
+               for z in config.z_dims for s in config.seed_list()
+               if not (config.run_dir(z, s) / "best.safetensors").is_file()]
     if missing:
         raise VaelabError(f"{study_dir} has no trained model for z_dim {', '.join(missing)}; "
                           f"finish it with `vaelab study --out {study_dir}`")
@@ -121,4 +123,5 @@ def build_report(study_dir: str | Path, device: str = "cpu",
     html_path, md_path = study_dir / "report.html", study_dir / "report.md"
     atomic_write_text(html_path, render_html(doc, study_dir / FIGURES_DIR))
     atomic_write_text(md_path, render_markdown(doc, FIGURES_DIR))
-    return ReportPaths(html_path, md_path, study_dir / "results.json")
+    return ReportPaths(html_path, md_path, study_dir / RESULTS,
+                       [study_dir / FIGURES_DIR / name for name in doc.figures()])
