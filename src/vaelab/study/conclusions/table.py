@@ -1,0 +1,132 @@
+"""The machinery of the report's sentences: the table of numbers the rules read, and the rules.
+
+A ``Rule`` has a name, the report section its sentence belongs to, its condition in words, the
+condition as a function of the ``Table`` (the numbers of results.json the rules read), and the
+sentence as a function of the same table. ``findings(results)`` applies every rule in order and
+keeps the sentences of those whose condition holds. Rules that can contradict each other come
+in groups whose conditions exclude one another (one seed / several seeds; for each elbow
+measure: matches the original / depends on the tolerance / never matches / cannot be checked).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["IDLE_NATS", "RULES", "Finding", "Rule", "Stat", "Table", "conclusions", "findings",
+           "rule"]
+
+IDLE_NATS = 1.0  # KL and BCE changes below this many nats count as "almost no information"
+
+
+@dataclass(frozen=True)
+class Stat:
+    """One measure of one z_dim across seeds."""
+
+    mean: float
+    sd: float | None  # None for a single seed
+    values: tuple[float, ...]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Stat:
+        return cls(float(data["mean"]), None if data["sd"] is None else float(data["sd"]),
+                   tuple(float(v) for v in data["values"]))
+
+
+@dataclass(frozen=True)
+class Table:
+    """The numbers of results.json that the rules read."""
+
+    z_dims: tuple[int, ...]
+    seeds: tuple[int, ...]
+    dataset: str
+    epochs: int
+    binarize: str
+    bce_floor: float
+    prior_samples: int
+    n_test: int
+    active_threshold: float
+    min_confidence: float
+    class_names: tuple[str, ...]
+    sweep: dict[str, dict[int, Stat]]  # measure -> z_dim -> across seeds
+    elbow: dict[str, Any]  # results["elbow"]
+    one_d: dict[str, Any] | None
+    two_d: dict[str, Any] | None
+
+    @classmethod
+    def from_results(cls, results: dict[str, Any]) -> Table:
+        config, sweep = results["config"], results["sweep"]
+        z_dims = tuple(sorted(int(z) for z in sweep))
+        measures = [k for k, v in next(iter(sweep.values())).items() if isinstance(v, dict)]
+        return cls(
+            z_dims=z_dims, seeds=tuple(results["seeds"]), dataset=config["train"]["dataset"],
+            epochs=int(config["train"]["epochs"]), binarize=results["pixels"]["binarize"],
+            bce_floor=float(results["pixels"]["bce_floor"]),
+            prior_samples=int(config["prior_samples"]), n_test=int(results["n_test"]),
+            active_threshold=float(config["active_threshold"]),
+            min_confidence=float(config["min_confidence"]),
+            class_names=tuple(results["class_names"]),
+            sweep={m: {z: Stat.from_dict(sweep[str(z)][m]) for z in z_dims} for m in measures},
+            elbow=results["elbow"], one_d=results.get("one_d"), two_d=results.get("two_d"))
+
+    @property
+    def several(self) -> bool:
+        return len(self.seeds) > 1
+
+    def mean(self, measure: str, z_dim: int) -> float:
+        return self.sweep[measure][z_dim].mean
+
+    def show(self, measure: str, z_dim: int, digits: int = 2) -> str:
+        """"100.40", or "100.40 ± 0.31" with several seeds."""
+        stat = self.sweep[measure][z_dim]
+        text = f"{stat.mean:.{digits}f}"
+        return text if stat.sd is None else f"{text} ± {stat.sd:.{digits}f}"
+
+    def listing(self, measure: str, digits: int = 2) -> str:
+        return ", ".join(f"z_dim={z}: {self.show(measure, z, digits)}" for z in self.z_dims)
+
+    def argmin(self, measure: str) -> int:
+        return min(self.z_dims, key=lambda z: (self.mean(measure, z), z))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One kind of sentence and the condition under which the report writes it."""
+
+    name: str
+    section: str  # the report section the sentence appears in
+    condition: str  # the condition in words
+    when: Callable[[Table], bool]
+    say: Callable[[Table], str]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A sentence the report writes, with the rule that wrote it."""
+
+    rule: str
+    section: str
+    sentence: str
+
+
+RULES: list[Rule] = []
+
+
+def rule(name: str, section: str, condition: str, when: Callable[[Table], bool]
+          ) -> Callable[[Callable[[Table], str]], Callable[[Table], str]]:
+    def register(say: Callable[[Table], str]) -> Callable[[Table], str]:
+        RULES.append(Rule(name, section, condition, when, say))
+        return say
+    return register
+
+
+def findings(results: dict[str, Any]) -> list[Finding]:
+    """The sentence of every rule whose condition holds for ``results``, in rule order."""
+    table = Table.from_results(results)
+    return [Finding(r.name, r.section, r.say(table)) for r in RULES if r.when(table)]
+
+
+def conclusions(results: dict[str, Any]) -> list[str]:
+    """Every generated sentence for ``results``."""
+    return [f.sentence for f in findings(results)]
