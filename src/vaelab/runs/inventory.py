@@ -3,37 +3,44 @@
 A run is ``finished`` (its epochs done), ``interrupted`` (a resumable checkpoint short of its
 epochs), ``locked`` (a live process is training it), ``started`` (a config but no checkpoint
 yet) or ``corrupt`` (its files cannot be read; the row says why). Only checkpoint headers are
-read, never the weights, and nothing is written.
+read, never the weights, and nothing is written. Importing this module does not import torch
+(the CLI reads ``COLUMNS`` to build its parser).
 """
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from vaelab.errors import VaelabError
-from vaelab.runs.checkpoint import read_header
 from vaelab.runs.layout import CONFIG, LAST, TENSORBOARD, RunDir
 from vaelab.runs.lock import lock_holder
 
-__all__ = ["COLUMNS", "RunSummary", "find_runs", "summarise"]
+__all__ = ["COLUMNS", "STATUSES", "RunSummary", "find_runs", "summarise"]
+
+STATUSES = ("finished", "interrupted", "locked", "started", "corrupt")
 
 # Column name -> what it shows; the table's and --sort's vocabulary.
 COLUMNS = {
-    "run": "run directory",
-    "status": "finished, interrupted, locked, started or corrupt",
+    "run": "run directory, relative to the folder listed",
+    "status": ", ".join(STATUSES),
     "model": "architecture",
     "z_dim": "latent units",
     "dataset": "dataset",
     "epochs": "epochs done / planned",
     "best_val": "best validation loss (nats)",
-    "test_neg_elbo": "test negative ELBO (nats), when evaluated",
-    "test_nll": "test NLL (nats), when evaluated with --nll",
-    "hours": "training wall time",
+    "test_neg_elbo": "test negative ELBO (nats) of `vaelab evaluate`",
+    "test_nll": "test NLL (nats) of `vaelab evaluate --nll`",
+    "time": "training wall time (the epochs' seconds summed)",
 }
+
+# Folders that never hold run directories: a run's TensorBoard events, and MLflow's default
+# artifact store, whose copies of config.json and metrics.jsonl would look like runs.
+_NOT_RUNS = frozenset({TENSORBOARD, "mlruns"})
 
 
 @dataclass
@@ -57,6 +64,13 @@ class RunSummary:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def value(self, column: str) -> Any:
+        """The value a column of ``COLUMNS`` sorts by."""
+        if column not in COLUMNS:
+            raise KeyError(column)
+        return {"epochs": self.epochs_done, "time": self.seconds}.get(
+            column, getattr(self, column, None))
+
 
 def find_runs(root: str | os.PathLike[str]) -> list[Path]:
     """Every folder under ``root`` (``root`` included) that holds a config or a checkpoint."""
@@ -75,35 +89,69 @@ def _walk(folder: Path) -> Iterator[Path]:
     if CONFIG in names or LAST in names:
         yield folder
     for entry in entries:
-        if entry.is_dir(follow_symlinks=False) and entry.name != TENSORBOARD \
+        if entry.is_dir(follow_symlinks=False) and entry.name not in _NOT_RUNS \
                 and not entry.name.startswith("."):
             yield from _walk(Path(entry.path))
 
 
+def _typed(source: Path, data: Mapping[str, Any], key: str, kind: type) -> Any:
+    """``data[key]`` when it is missing, null or of ``kind``; anything else is a damaged file."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise VaelabError(f"{source} gives {key} as {value!r}, not a {kind.__name__}")
+    return value
+
+
+def _seconds(run: RunDir) -> float | None:
+    history = run.read_metrics()
+    if not history:
+        return None
+    total = 0.0
+    for record in history:
+        seconds = record.get("seconds", 0.0)
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) \
+                or not math.isfinite(seconds):
+            raise VaelabError(f"{run.metrics} gives seconds as {seconds!r}, not a number")
+        total += seconds
+    return total
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+        else None
+
+
 def summarise(path: Path, root: Path | None = None) -> RunSummary:
-    """The row of one run directory."""
+    """The row of one run directory; ``run`` is ``path`` relative to ``root`` when given."""
+    from vaelab.runs.checkpoint import read_header
+
     run = RunDir(path)
     name = str(path.relative_to(root)) if root is not None and path != root else str(path)
-    row = RunSummary(run=name or ".", status="started")
+    row = RunSummary(run=name, status="started")
     try:
-        config = run.read_config() if run.config.is_file() else None
-        if config is not None:
-            row.model, row.z_dim = config.get("model"), config.get("z_dim")
-            row.dataset, row.epochs_planned = config.get("dataset"), config.get("epochs")
-        history = run.read_metrics()
-        row.seconds = float(sum(r.get("seconds", 0.0) for r in history)) if history else None
+        if run.config.is_file():
+            config = run.read_config()
+            row.model = _typed(run.config, config, "model", str)
+            row.z_dim = _typed(run.config, config, "z_dim", int)
+            row.dataset = _typed(run.config, config, "dataset", str)
+            row.epochs_planned = _typed(run.config, config, "epochs", int)
+        row.seconds = _seconds(run)
         if run.last.is_file():
             saved, state = read_header(run.last)
             row.model, row.z_dim, row.dataset = saved.model, saved.z_dim, saved.dataset
+            # config.json is rewritten at every start, so it holds the latest --epochs.
             row.epochs_planned = row.epochs_planned or saved.epochs
             if state is not None:
                 row.epochs_done, row.best_val = state.epoch, state.best_val
-            done = state is not None and row.epochs_planned is not None \
-                and state.epoch >= row.epochs_planned
+            done = state is not None and state.epoch >= row.epochs_planned
             row.status = "finished" if done else "interrupted"
         evaluated = run.read_evaluations()
         test = evaluated.get("test/best") or evaluated.get("test/last") or {}
-        row.test_neg_elbo, row.test_nll = test.get("neg_elbo"), test.get("nll")
+        if isinstance(test, Mapping):
+            row.test_neg_elbo = _number(test.get("neg_elbo"))
+            row.test_nll = _number(test.get("nll"))
     except VaelabError as exc:
         row.status, row.problem = "corrupt", str(exc)
     holder = lock_holder(path)

@@ -4,13 +4,15 @@ Each member run gets its own ``TrackerSet`` (``vaelab.trackers``), built from it
 ``trackers``: it is started when the run opens, told every epoch's metrics record (with the
 reconstruction and sample grids every ``image_every`` epochs and at the last epoch), and
 finished with the run's summary and its files once the pictures are written. A tracker that
-fails is switched off with one warning; the run directory stays the source of truth.
+fails is switched off with one warning; the run directory stays the source of truth. Runs
+trained as a group (a study) share a parent record; a tracker that failed while opening it is
+left out of every member, so an unreachable server costs one warning, not one per run.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from vaelab.runs.checkpoint import TrainState
 from vaelab.runs.layout import RunDir
 from vaelab.trackers import TrackedRun, TrackerOptions, TrackerSet
 
-__all__ = ["RunTrackers", "grouped_runs", "open_trackers"]
+__all__ = ["RunTrackers", "StudyHandles", "grouped_runs", "open_trackers"]
 
 _GRID_IMAGES = 50  # validation digits in a tracker's reconstruction grid (5 pairs of rows)
 
@@ -33,11 +35,27 @@ def open_trackers(config: TrainConfig) -> TrackerSet:
     return TrackerSet.create(config.trackers, TrackerOptions(experiment=config.experiment))
 
 
+class StudyHandles(dict[str, str]):
+    """What ``grouped_runs`` yields: tracker name -> the handle of the group's parent record.
+
+    ``lost`` names the trackers that failed while opening the parent; the members leave them
+    out (the failure was already reported once).
+    """
+
+    def __init__(self, handles: Mapping[str, str], lost: Iterable[str] = ()) -> None:
+        super().__init__(handles)
+        self.lost = frozenset(lost)
+
+
 class RunTrackers:
     """One run's trackers, bound to its directory and its picture images."""
 
     def __init__(self, trackers: TrackerSet, config: TrainConfig, run: RunDir,
                  state: TrainState, resumed: bool, study: Mapping[str, str] | None) -> None:
+        lost: frozenset[str] = getattr(study, "lost", frozenset())
+        if lost:
+            trackers = TrackerSet({name: tracker for name, tracker in trackers.trackers.items()
+                                   if name not in lost})
         self.trackers, self.config, self.run = trackers, config, run
         if trackers:
             trackers.start(TrackedRun(run.path, run.path.name, config.to_dict(), resumed=resumed,
@@ -88,11 +106,12 @@ def grouped_runs(config: TrainConfig, folder: Path,
                  settings: dict[str, Any]) -> Iterator[Mapping[str, str]]:
     """A parent record (an MLflow parent run) for runs trained as a group, such as a study.
 
-    Yields the handles to pass as ``RunOptions.tracker_study``; the parent is finished when the
-    block ends without an error.
+    Yields the handles to pass as ``RunOptions.tracker_study`` (a ``StudyHandles``); the parent
+    is finished when the block ends without an error.
     """
     trackers = open_trackers(config)
-    handles = trackers.start_study(folder, settings) if trackers else {}
+    handles = StudyHandles(trackers.start_study(folder, settings) if trackers else {},
+                           lost=trackers.failed)
     yield handles
     if trackers:
         trackers.finish_study(handles)
