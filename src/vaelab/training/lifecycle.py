@@ -38,7 +38,8 @@ from vaelab.training.schedule import steps_per_epoch
 from vaelab.training.step import make_optimizer
 from vaelab.training.tracking import RunTrackers, open_trackers
 
-__all__ = ["FitResult", "Member", "TrainingInterrupted", "check_run_dirs", "train_runs"]
+__all__ = ["FitResult", "Member", "TrainingInterrupted", "check_distinct", "check_run_dirs",
+           "train_runs"]
 
 _TERMS = ("loss", "recon", "kl")
 
@@ -87,12 +88,17 @@ class Member:
 MakeStep = Callable[[list[Member], DeviceSplits], Step]
 
 
-def check_run_dirs(configs: Sequence[TrainConfig], resumes: Sequence[bool]) -> None:
-    """Refuse before anything is written: clashing outs, existing runs, missing checkpoints."""
+def check_distinct(configs: Sequence[TrainConfig]) -> None:
+    """Refuse two configs that would write into one run directory."""
     outs = [Path(c.out).resolve() for c in configs]
     for out in outs:
         if outs.count(out) > 1:
             raise VaelabError(f"two configs write to {out}; give every config its own --out")
+
+
+def check_run_dirs(configs: Sequence[TrainConfig], resumes: Sequence[bool]) -> None:
+    """Refuse before anything is written: clashing outs, existing runs, missing checkpoints."""
+    check_distinct(configs)
     for config, again in zip(configs, resumes, strict=True):
         run = RunDir(config.out)
         if again and not run.last.is_file():
@@ -137,15 +143,17 @@ def train_runs(configs: Sequence[TrainConfig], options: RunOptions,
     configs = list(configs)
     resumes = options.resumes(len(configs))
     tracker_sets = [open_trackers(c) for c in configs]  # a missing library fails here, first
-    check_run_dirs(configs, resumes)
-    config = configs[0]
-    device = resolve_device(config.device)
-    data = device_splits(config.dataset, config.data_dir, config.val_size, device)
+    check_distinct(configs)
     with contextlib.ExitStack() as stack:
-        members = []
-        for run_config, again in zip(configs, resumes, strict=True):
+        # Locked first, so a second training pointed at a live run is told it is in use.
+        for run_config in configs:
             stack.enter_context(RunDir(run_config.out).lock())
-            members.append(_open_member(run_config, again, device))
+        check_run_dirs(configs, resumes)
+        config = configs[0]
+        device = resolve_device(config.device)
+        data = device_splits(config.dataset, config.data_dir, config.val_size, device)
+        members = [_open_member(run_config, again, device)
+                   for run_config, again in zip(configs, resumes, strict=True)]
         step = make_step(members, data)
         trackers: list[RunTrackers] = []
         if members[0].state.epoch < config.epochs:
