@@ -172,8 +172,11 @@ def cuda_tests_step(ctx: Context) -> Step:
     files = sorted(str(p.relative_to(REPO)) for p in (REPO / "tests").glob("test_*.py")
                    if "pytest.mark.cuda" in p.read_text())
     junit = ctx.work / "cuda_tests" / "junit.xml"
-    command = [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider",
-               "--strict-markers", f"--junitxml={junit}", *files]
+    # -o addopts= drops the project's parallel-worker options: the device machine may not have
+    # pytest-xdist, and the CUDA tests run best one after another on one GPU.
+    command = [sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:benchmark", "-m",
+               "cuda", "-q", "-p", "no:cacheprovider", "--strict-markers",
+               f"--junitxml={junit}", *files]
     skip = "" if files else "no test file carries @pytest.mark.cuda"
     return Step(command, lambda c, r: parse_cuda_tests(c, r, junit), skip)
 

@@ -12,6 +12,11 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
+# Under pytest-xdist each of the workers shares the machine's cores: one torch thread per worker
+# (and per process it starts) avoids OpenMP threads waiting on each other.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 REPO = Path(__file__).resolve().parents[1]
 # Real MNIST lives where $VAELAB_DATA points (CI sets it to ../shared/data).
 REAL_DATA = os.environ.get("VAELAB_DATA")
