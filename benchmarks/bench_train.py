@@ -255,6 +255,27 @@ def make_loops(args: argparse.Namespace, data: tuple[torch.Tensor, ...], batch: 
     return [make_loop(kind, args, data, batch, device) for kind in loop_kinds(args, device)]
 
 
+def matmul_rate(device: torch.device, size: int = 2048, repeats: int = 7) -> float:
+    """GFLOP/s of one large fp32 matrix product on ``device``, measured now (median of runs).
+
+    The matrix-product floor of an epoch is its FLOP at this rate: what the step would take if
+    it were nothing but large, efficient products.
+    """
+    size = size * 4 if device.type == "cuda" else size
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    times = []
+    for _ in range(repeats + 2):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - started)
+    return 2 * size**3 / statistics.median(times[2:]) / 1e9
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", default=os.environ.get("VAELAB_DATA"))
@@ -301,6 +322,13 @@ def main(argv: list[str] | None = None) -> int:
             print("cuda: no GPU visible, skipped")
             continue
         device = torch.device(device_name)
+        rate = matmul_rate(device)
+        floor = FLOP_PER_IMAGE * n / rate / 1e9
+        capability = (torch.backends.cpu.get_cpu_capability() if device.type == "cpu"
+                      else torch.cuda.get_device_name())
+        print(f"{device_name} ({capability}): a {2048 * (4 if device.type == 'cuda' else 1)}^2 "
+              f"fp32 matrix product runs at {rate:.0f} GFLOP/s, so the matrix-product floor "
+              f"of an epoch is {floor:.2f} s", flush=True)
         for batch in args.batch_sizes:
             loops = make_loops(args, data, batch, device)
             for loop in loops:  # warm-up epoch (allocator, oneDNN/cuBLAS, graph capture)
@@ -319,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
                              round(min(times[loop.name]), 3), round(ref / t, 2),
                              round(light / t, 2),
                              round(n / t), round(FLOP_PER_IMAGE * n / t / 1e9, 1),
-                             round(rss) if rss == rss else "-"])
+                             f"{100 * floor / t:.0f} %", round(rss) if rss == rss else "-"])
             print(format_table(rows[-len(loops):], _HEADERS), flush=True)
             if args.quality and batch == 128:
                 quality += quality_rows(args, data, batch, device)
@@ -337,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 _HEADERS = ["device", "batch", "loop", "s/epoch (median)", "min", "x reference",
-            "x reference tensors", "images/s", "GFLOP/s", "peak RSS MB"]
+            "x reference tensors", "images/s", "GFLOP/s", "share of floor", "peak RSS MB"]
 
 
 def quality_rows(args: argparse.Namespace, data: tuple[torch.Tensor, ...], batch: int,

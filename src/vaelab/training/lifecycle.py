@@ -155,12 +155,15 @@ def train_runs(configs: Sequence[TrainConfig], options: RunOptions,
         members = [_open_member(run_config, again, device)
                    for run_config, again in zip(configs, resumes, strict=True)]
         step = make_step(members, data)
-        trackers: list[RunTrackers] = []
+        # Trackers are told even when nothing is left to train: a run stopped after its last
+        # epoch but before its end was reported is finished in the trackers on resume.
+        trackers = [RunTrackers(tracker_set, member.config, member.run, member.state, again,
+                                options.tracker_study)
+                    for member, tracker_set, again in zip(members, tracker_sets, resumes,
+                                                          strict=True)]
+        for tracked in trackers:
+            stack.callback(tracked.close)  # a no-op once finished
         if members[0].state.epoch < config.epochs:
-            for member, tracker_set, again in zip(members, tracker_sets, resumes, strict=True):
-                trackers.append(RunTrackers(tracker_set, member.config, member.run,
-                                            member.state, again, options.tracker_study))
-                stack.callback(trackers[-1].close)  # a no-op once finished
             _Loop(members, step, data, options, trackers).run()
         models = [step.member_model(i) for i in range(len(members))]
         if options.pictures:
@@ -170,7 +173,7 @@ def train_runs(configs: Sequence[TrainConfig], options: RunOptions,
             for member, model in zip(members, models, strict=True):
                 write_run_figures(member.run, model, images[:100], labels[:100],
                                   member.state.history, member.config)
-        for member, tracked in zip(members, trackers, strict=False):
+        for member, tracked in zip(members, trackers, strict=True):
             tracked.finish(member.state)
     return [FitResult(m.run.path, model, m.state.history, m.state.best_val)
             for m, model in zip(members, models, strict=True)]
