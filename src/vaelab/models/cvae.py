@@ -14,7 +14,7 @@ from torch import nn
 
 from vaelab.errors import VaelabError
 from vaelab.models.base import VAE, ModelConfig, eval_mode
-from vaelab.models.mlp import BURDA_HIDDEN, _stack
+from vaelab.models.mlp import BURDA_HIDDEN, linear_stack
 from vaelab.models.registry import register_model
 
 __all__ = ["ConditionalVAE", "digit_style_grid"]
@@ -28,9 +28,9 @@ class ConditionalVAE(VAE):
     def __init__(self, config: ModelConfig, hidden: tuple[int, ...] = BURDA_HIDDEN) -> None:
         super().__init__(config)
         classes, z_dim = config.num_classes, config.z_dim
-        self.encoder = _stack([config.n_pixels + classes, *hidden], "tanh")
+        self.encoder = linear_stack([config.n_pixels + classes, *hidden], "tanh")
         self.to_posterior = nn.Linear(hidden[-1], 2 * z_dim)
-        self.decoder = _stack([z_dim + classes, *hidden], "tanh")
+        self.decoder = linear_stack([z_dim + classes, *hidden], "tanh")
         self.to_logits = nn.Linear(hidden[-1], config.n_pixels)
 
     def _one_hot(self, y: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:

@@ -34,7 +34,7 @@ from vaelab.losses import (
     log_standard_normal,
 )
 from vaelab.models.base import VAE, ModelConfig, VAEOutput
-from vaelab.models.mlp import BURDA_HIDDEN, _stack
+from vaelab.models.mlp import BURDA_HIDDEN, linear_stack
 from vaelab.models.registry import register_model
 
 __all__ = ["LadderVAE"]
@@ -60,13 +60,13 @@ class LadderVAE(VAE):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
         z2, self.z1_dim = config.z_dim, 2 * config.z_dim
-        self.bottom_up = _stack([config.n_pixels, *BURDA_HIDDEN], "tanh")
+        self.bottom_up = linear_stack([config.n_pixels, *BURDA_HIDDEN], "tanh")
         self.to_z1_evidence = nn.Linear(BURDA_HIDDEN[-1], 2 * self.z1_dim)
-        self.up_top = _stack([BURDA_HIDDEN[-1], *_TOP_HIDDEN], "tanh")
+        self.up_top = linear_stack([BURDA_HIDDEN[-1], *_TOP_HIDDEN], "tanh")
         self.to_posterior = nn.Linear(_TOP_HIDDEN[-1], 2 * z2)
-        self.top_down = _stack([z2, *_TOP_HIDDEN], "tanh")
+        self.top_down = linear_stack([z2, *_TOP_HIDDEN], "tanh")
         self.to_z1_prior = nn.Linear(_TOP_HIDDEN[-1], 2 * self.z1_dim)
-        self.decoder = _stack([self.z1_dim, *BURDA_HIDDEN], "tanh")
+        self.decoder = linear_stack([self.z1_dim, *BURDA_HIDDEN], "tanh")
         self.to_logits = nn.Linear(BURDA_HIDDEN[-1], config.n_pixels)
 
     def _bottom_up(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -11,12 +11,12 @@ from torch import nn
 from vaelab.models.base import VAE, ModelConfig
 from vaelab.models.registry import register_model
 
-__all__ = ["BURDA_HIDDEN", "MLPVAE"]
+__all__ = ["BURDA_HIDDEN", "MLPVAE", "linear_stack"]
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
 
-def _stack(sizes: Sequence[int], activation: str) -> nn.Sequential:
+def linear_stack(sizes: Sequence[int], activation: str) -> nn.Sequential:
     """Linear layers between consecutive sizes, an activation after each."""
     layers: list[nn.Module] = []
     for n_in, n_out in pairwise(sizes):
@@ -36,10 +36,10 @@ class MLPVAE(VAE):
     ) -> None:
         super().__init__(config)
         n_pixels, z_dim = config.n_pixels, config.z_dim
-        self.encoder = _stack([n_pixels, *encoder_hidden], activation)
+        self.encoder = linear_stack([n_pixels, *encoder_hidden], activation)
         # One layer emits mu and logvar together: a single matrix product instead of two.
         self.to_posterior = nn.Linear(encoder_hidden[-1], 2 * z_dim)
-        self.decoder = _stack([z_dim, *decoder_hidden], activation)
+        self.decoder = linear_stack([z_dim, *decoder_hidden], activation)
         self.to_logits = nn.Linear(decoder_hidden[-1], n_pixels)
 
     def encode(

@@ -10,7 +10,6 @@ the first seed's.
 
 from __future__ import annotations
 
-import json
 import logging
 import struct
 from collections.abc import Callable, Sequence
@@ -28,6 +27,7 @@ from vaelab.pictures.plots import Legibility
 from vaelab.pictures.png import save_grid
 from vaelab.runs.atomic import atomic_write_json
 from vaelab.runs.checkpoint import LoadedRun, load_run
+from vaelab.runs.layout import RunDir
 from vaelab.study import figures, latent
 from vaelab.study.config import StudyConfig
 from vaelab.study.elbow import ELBOW_RULE, ORIGINAL_ELBOW, elbow_reached, elbows
@@ -125,11 +125,6 @@ def elbow_results(records: Sequence[dict[str, Any]], z_dims: Sequence[int],
     return out
 
 
-def _history(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def _load(config: StudyConfig, z_dim: int, seed: int, device: torch.device) -> LoadedRun:
     loaded = load_run(config.run_dir(z_dim, seed), which="best", device=device)
     if loaded.model.conditional:
@@ -164,7 +159,7 @@ def _measure_run(config: StudyConfig, z_dim: int, seed: int, classifier: Classif
 
     loaded = _load(config, z_dim, seed, device)
     model, run_dir = loaded.model, config.run_dir(z_dim, seed)
-    history = _history(run_dir)
+    history = RunDir(run_dir).read_metrics()
     scores = evaluate(model, torch.from_numpy(splits.test_images).to(device),
                       torch.from_numpy(splits.test_labels).long().to(device),
                       loaded.config.binarize)

@@ -18,6 +18,7 @@ from vaelab.evaluation.classifier import (
     load_classifier,
 )
 from vaelab.runs.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, make_dir
+from vaelab.runs.layout import RunDir
 from vaelab.study.analysis import FIGURES_DIR, RESULTS, analyze
 from vaelab.study.config import STUDY_FILE, StudyConfig, load_study_config
 from vaelab.study.report import build_document, render_html, render_markdown
@@ -113,7 +114,7 @@ def build_report(study_dir: str | Path, device: str = "cpu",
     study_dir = Path(study_dir)
     missing = [f"{z}" + (f" (seed {s})" if config.seeds > 1 else "")
                for z in config.z_dims for s in config.seed_list()
-               if not (config.run_dir(z, s) / "best.safetensors").is_file()]
+               if not RunDir(config.run_dir(z, s)).best.is_file()]
     if missing:
         raise VaelabError(f"{study_dir} has no trained model for z_dim {', '.join(missing)}; "
                           f"finish it with `vaelab study --out {study_dir}`")
