@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +128,19 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# The keys of an epoch record in metrics.jsonl besides "epoch" (what trackers are given).
+EPOCH_RECORD_KEYS = ("train_loss", "train_recon", "train_kl", "val_loss", "val_recon", "val_kl",
+                     "val_mse", "seconds", "lr")
+
+
+def stop_after(steps: int) -> Callable[[], bool]:
+    """A ``stop_requested`` that asks to stop after ``steps`` optimisation steps."""
+    taken = {"n": 0}
+
+    def stop() -> bool:
+        taken["n"] += 1
+        return taken["n"] >= steps
+
+    return stop

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import make_digits, write_idx
+from conftest import make_digits, stop_after, write_idx
 from vaelab.cli.main import main
 from vaelab.cli.runs_cmd import format_duration
 from vaelab.config import TrainConfig
@@ -60,15 +60,6 @@ def _config(data: Path, out: Path, **kw: Any) -> TrainConfig:
                           **kw})
 
 
-def _stop_after(steps: int) -> Any:
-    taken = {"n": 0}
-
-    def stop() -> bool:
-        taken["n"] += 1
-        return taken["n"] >= steps
-
-    return stop
-
 
 @pytest.fixture(scope="module")
 def runs(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory,
@@ -82,7 +73,7 @@ def runs(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory,
 
     with pytest.raises(TrainingInterrupted):  # stopped in epoch 3 of 4, as Ctrl-C would
         fit(_config(tiny_data, root / "interrupted", z_dim=2, epochs=4),
-            RunOptions(stop_requested=_stop_after(2 * STEPS_PER_EPOCH + 4)))
+            RunOptions(stop_requested=stop_after(2 * STEPS_PER_EPOCH + 4)))
 
     shutil.copytree(root / "interrupted", root / "locked")
     started = root / "started"  # a training that died before its first checkpoint

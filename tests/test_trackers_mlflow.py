@@ -20,6 +20,7 @@ pytest.importorskip("sqlalchemy")
 from mlflow.entities import Run, RunStatus
 from mlflow.tracking import MlflowClient
 
+from conftest import EPOCH_RECORD_KEYS
 from vaelab.runs.layout import RunDir
 from vaelab.trackers import TrackedRun, TrackerOptions, TrackerSet, flat_params
 from vaelab.trackers.mlflow import (
@@ -31,17 +32,6 @@ from vaelab.trackers.mlflow import (
 )
 
 EXPERIMENT = "vaelab-tests"
-KEYS = (
-    "train_loss",
-    "train_recon",
-    "train_kl",
-    "val_loss",
-    "val_recon",
-    "val_kl",
-    "val_mse",
-    "seconds",
-    "lr",
-)
 GUARD_LOGGER = "vaelab.trackers.base"
 
 
@@ -58,7 +48,8 @@ def config(z_dim: int = 20, epochs: int = 3) -> dict[str, Any]:
 
 
 def record(epoch: int, offset: float = 0.0) -> dict[str, float]:
-    return {"epoch": epoch, **{k: 100.0 / epoch + i + offset for i, k in enumerate(KEYS)}}
+    values = {k: 100.0 / epoch + i + offset for i, k in enumerate(EPOCH_RECORD_KEYS)}
+    return {"epoch": epoch, **values}
 
 
 @pytest.fixture(scope="session")
@@ -130,7 +121,7 @@ def test_a_run_logs_params_metrics_images_and_artifacts(
     assert run.info.status == RunStatus.to_string(RunStatus.FINISHED)
     assert run.data.tags[RUN_DIR_TAG] == str(run_dir.resolve())
     assert run.data.params == {k: str(v) for k, v in flat_params(config()).items()}
-    for key in KEYS:
+    for key in EPOCH_RECORD_KEYS:
         assert history(client, run.info.run_id, key) == [(e, record(e)[key]) for e in (1, 2, 3)]
     assert "epoch" not in run.data.metrics
     assert run.data.metrics["best_val_loss"] == 50.5

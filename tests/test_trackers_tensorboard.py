@@ -20,6 +20,7 @@ from tensorboard.backend.event_processing.event_accumulator import (
 )
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
+from conftest import EPOCH_RECORD_KEYS
 from vaelab.runs.layout import RunDir
 from vaelab.trackers import TrackedRun, TrackerSet
 from vaelab.trackers.tensorboard import (
@@ -29,17 +30,6 @@ from vaelab.trackers.tensorboard import (
     scalar_tag,
 )
 
-KEYS = (
-    "train_loss",
-    "train_recon",
-    "train_kl",
-    "val_loss",
-    "val_recon",
-    "val_kl",
-    "val_mse",
-    "seconds",
-    "lr",
-)
 CONFIG: dict[str, Any] = {
     "z_dim": 20,
     "model": "mlp",
@@ -53,7 +43,7 @@ CONFIG: dict[str, Any] = {
 
 def record(epoch: int, offset: float = 0.0) -> dict[str, float]:
     """A metrics.jsonl record whose every value is distinct and depends on ``offset``."""
-    values = {key: 100.0 / epoch + i + offset for i, key in enumerate(KEYS)}
+    values = {key: 100.0 / epoch + i + offset for i, key in enumerate(EPOCH_RECORD_KEYS)}
     return {"epoch": epoch, **values}
 
 
@@ -109,7 +99,7 @@ def test_epochs_images_and_hparams_read_back(tmp_path: Path) -> None:
     # One run: everything in tensorboard/ itself, no timestamped hparams sub-run.
     assert all(path.is_file() for path in RunDir(run_dir).tensorboard.iterdir())
     events = accumulator(run_dir)
-    for key in KEYS:
+    for key in EPOCH_RECORD_KEYS:
         assert_scalars(events, scalar_tag(key), [(int(r["epoch"]), r[key]) for r in logged])
     assert "epoch" not in events.Tags()["scalars"]
 
@@ -156,7 +146,7 @@ def test_a_resumed_run_has_one_value_per_step(tmp_path: Path) -> None:
 
     events = accumulator(run_dir)
     steps = _steps_per_tag(events)
-    for key in KEYS:
+    for key in EPOCH_RECORD_KEYS:
         assert steps[scalar_tag(key)] == [1, 2, 3, 4], key
         values = [value for _, value in scalars(events, scalar_tag(key))]
         expected = [record(1)[key], record(2)[key], record(3, 0.5)[key], record(4, 0.5)[key]]

@@ -36,6 +36,7 @@ from tensorboard.backend.event_processing.event_accumulator import (
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
+from conftest import EPOCH_RECORD_KEYS, stop_after
 from vaelab.cli.main import main
 from vaelab.config import TrainConfig
 from vaelab.trackers import flat_params, tracker_registry
@@ -47,8 +48,6 @@ from vaelab.training.tracking import grouped_runs
 EXPERIMENT = "vaelab-tracking-tests"
 STEPS_PER_EPOCH = 9  # the tiny dataset's 540 training images at batch 64
 # What every epoch record holds besides "epoch", each sent to both trackers.
-RECORD_KEYS = {"train_loss", "train_recon", "train_kl", "val_loss", "val_recon", "val_kl",
-               "val_mse", "seconds", "lr"}
 GUARD_LOGGER = "vaelab.trackers.base"
 pytestmark = pytest.mark.usefixtures("one_thread")
 PARENT_TAG = "mlflow.parentRunId"
@@ -61,16 +60,6 @@ def _config(dataset: str, data_dir: Path, out: Path, **kw: Any) -> TrainConfig:
                           "z_dim": 4, "epochs": 2, "batch_size": 64, "device": "cpu",
                           "out": str(out), "experiment": EXPERIMENT, **kw})
 
-
-def _stop_after(steps: int) -> Any:
-    """A ``stop_requested`` that asks to stop after ``steps`` optimisation steps."""
-    taken = {"n": 0}
-
-    def stop() -> bool:
-        taken["n"] += 1
-        return taken["n"] >= steps
-
-    return stop
 
 
 def _history(run: Path) -> list[dict[str, Any]]:
@@ -90,8 +79,8 @@ def _scalars(events: EventAccumulator, tag: str) -> list[tuple[int, float]]:
 
 def _assert_mirrors(events: EventAccumulator, history: list[dict[str, Any]]) -> None:
     """Each metrics.jsonl value is the scalar at its epoch, and no step has two values."""
-    assert set(history[0]) - {"epoch"} == RECORD_KEYS
-    for key in RECORD_KEYS:
+    assert set(history[0]) - {"epoch"} == set(EPOCH_RECORD_KEYS)
+    for key in EPOCH_RECORD_KEYS:
         got = _scalars(events, scalar_tag(key))
         assert [step for step, _ in got] == [r["epoch"] for r in history], key
         # Event files store float32.
@@ -176,7 +165,7 @@ def test_tensorboard_holds_every_epoch_the_pictures_and_the_hparams(
                   for k in ("train_loss", "val_loss", "val_recon", "val_kl")}}
     for key, value in summary.items():
         assert _scalars(events, SUMMARY_PREFIX + key) == [(3, pytest.approx(value, rel=1e-6))]
-    assert set(events.Tags()["scalars"]) == ({scalar_tag(k) for k in RECORD_KEYS}
+    assert set(events.Tags()["scalars"]) == ({scalar_tag(k) for k in EPOCH_RECORD_KEYS}
                                              | {SUMMARY_PREFIX + k for k in summary})
 
     # --image-every 2 over 3 epochs: epoch 2, and the last epoch always.
@@ -204,7 +193,7 @@ def test_a_stopped_resumed_and_extended_run_keeps_one_value_per_step(
     run = tmp_path / "run"
     config = _config(tiny_dataset, tiny_dataset_dir, run, epochs=3, trackers=("tensorboard",))
     with pytest.raises(TrainingInterrupted):  # Ctrl-C in the middle of epoch 2
-        fit(config, RunOptions(stop_requested=_stop_after(STEPS_PER_EPOCH + 4), pictures=False))
+        fit(config, RunOptions(stop_requested=stop_after(STEPS_PER_EPOCH + 4), pictures=False))
     events = _events(run)
     assert _scalars(events, "loss/val") == [(1, pytest.approx(_history(run)[0]["val_loss"]))]
     with pytest.raises(KeyError):  # an interrupted run has no results, so no HParams entry
@@ -287,7 +276,7 @@ def test_mlflow_follows_a_run_through_stop_resume_evaluate_and_extension(
     run = tmp_path / "runs" / "z4"
     config = _config(tiny_dataset, tiny_dataset_dir, run, trackers=("mlflow",))
     with pytest.raises(TrainingInterrupted):  # stopped in epoch 2 of 2
-        fit(config, RunOptions(stop_requested=_stop_after(STEPS_PER_EPOCH + 4)))
+        fit(config, RunOptions(stop_requested=stop_after(STEPS_PER_EPOCH + 4)))
     [stopped] = _runs(mlflow_client)
     run_id = stopped.info.run_id
     assert stopped.info.status == _status(RunStatus.KILLED)
@@ -300,7 +289,7 @@ def test_mlflow_follows_a_run_through_stop_resume_evaluate_and_extension(
     [resumed] = _runs(mlflow_client)
     assert resumed.info.run_id == run_id and resumed.info.status == _status(RunStatus.FINISHED)
     history = _history(run)
-    for key in RECORD_KEYS:
+    for key in EPOCH_RECORD_KEYS:
         assert _metric(mlflow_client, run_id, key) == [
             (r["epoch"], pytest.approx(r[key])) for r in history], key
     assert "epoch" not in resumed.data.metrics

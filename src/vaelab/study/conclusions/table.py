@@ -1,11 +1,7 @@
-"""The machinery of the report's sentences: the table of numbers the rules read, and the rules.
+"""The machinery of the report's sentences: the table of numbers the rules read, the rules.
 
-A ``Rule`` has a name, the report section its sentence belongs to, its condition in words, the
-condition as a function of the ``Table`` (the numbers of results.json the rules read), and the
-sentence as a function of the same table. ``findings(results)`` applies every rule in order and
-keeps the sentences of those whose condition holds. Rules that can contradict each other come
-in groups whose conditions exclude one another (one seed / several seeds; for each elbow
-measure: matches the original / depends on the tolerance / never matches / cannot be checked).
+``Rule`` and ``Finding`` are described in the package's docstring (vaelab.study.conclusions);
+``rule`` registers a sentence function with its condition, in report order.
 """
 
 from __future__ import annotations
