@@ -267,8 +267,9 @@ class _Loop:
                 shown = {**record, "z_dim": member.config.z_dim} if len(self.members) > 1 \
                     else record
                 self.options.progress.epoch_end(shown)
-            images, labels = self.data.picture_split()
-            self.trackers[index].epoch(record, self.step.member_model(index), images, labels)
+            if self.trackers[index]:  # the grids are drawn only for a tracker that takes them
+                images, labels = self.data.picture_split()
+                self.trackers[index].epoch(record, self.step.member_model(index), images, labels)
 
     # -- checkpoints ---------------------------------------------------------------------
     def _save_last(self, index: int) -> None:

@@ -61,6 +61,9 @@ class RunTrackers:
             trackers.start(TrackedRun(run.path, run.path.name, config.to_dict(), resumed=resumed,
                                       start_epoch=state.epoch), study=study)
 
+    def __bool__(self) -> bool:
+        return bool(self.trackers)
+
     def epoch(self, record: dict[str, Any], model: VAE, images: torch.Tensor,
               labels: torch.Tensor) -> None:
         if not self.trackers:
