@@ -22,7 +22,6 @@ from vaelab.runs.atomic import (
     atomic_write_json,
     atomic_write_text,
     ensure_free_space,
-    make_dir,
     remove_stale_temps,
 )
 from vaelab.runs.lock import LOCK_NAME, RunLock
@@ -120,9 +119,6 @@ class RunDir:
                 if p.is_file()]
 
     # -- reading and writing -------------------------------------------------------------------
-    def make(self) -> Path:
-        return make_dir(self.path)
-
     def lock(self) -> RunLock:
         """Exclusive ownership for one training (a context manager; creates the folder)."""
         return RunLock(self.path)
