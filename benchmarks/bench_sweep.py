@@ -21,7 +21,9 @@ Usage:
   python benchmarks/bench_sweep.py --drift-steps 300 --model mlp --z-dims 2,5
 
 ``--steps N`` times only the training step (no evaluation, checkpoints or data loading): N
-stacked steps against N steps of each model alone (fit's eager step), alternating in rounds,
+stacked steps against N steps of each model alone (the step fit trains one model with: on the
+CPU in fp32 a stack of one with the written-out gradient) and against N steps of each model
+alone with ``TrainStep`` (autograd's backward), alternating in rounds,
 with the CPU seconds of this process beside the wall clock; from it the epoch and the default
 study on full MNIST (55,000 training images) are extrapolated.
 
@@ -73,6 +75,7 @@ def _timed(run: Any) -> tuple[float, float, list[FitResult]]:
 def _step_timing(args: argparse.Namespace) -> int:
     from vaelab.data import load_splits
     from vaelab.models import create_model
+    from vaelab.training.fit import stack_of_one
     from vaelab.training.stacked_step import StackedStep
     from vaelab.training.step import TrainStep, make_optimizer
 
@@ -84,10 +87,17 @@ def _step_timing(args: argparse.Namespace) -> int:
     configs = [TrainConfig(model=args.model, z_dim=z, batch_size=batch, seed=args.seed,
                            device=args.device) for z in args.z_dims]
     models = [create_model(c.model_config()).to(device) for c in configs]
-    alone_steps = [TrainStep(m, make_optimizer(m, c, device), c, images, labels)
-                   for m, c in zip(models, configs, strict=True)]
-    copies = [create_model(c.model_config()).to(device) for c in configs]
     rngs = [{"cpu": torch.Generator().manual_seed(i).get_state()} for i in range(len(models))]
+    # fit's step for each model alone: on the CPU in fp32 a stack of one with the written-out
+    # gradient, elsewhere TrainStep; and TrainStep (autograd) for comparison.
+    alone_steps: list[Any] = [
+        StackedStep([m], [c], images, [rng], [None]) if stack_of_one(m, c, device)
+        else TrainStep(m, make_optimizer(m, c, device), c, images, labels)
+        for m, c, rng in zip(models, configs, rngs, strict=True)]
+    plain = [create_model(c.model_config()).to(device) for c in configs]
+    autograd_steps = [TrainStep(m, make_optimizer(m, c, device), c, images, labels)
+                      for m, c in zip(plain, configs, strict=True)]
+    copies = [create_model(c.model_config()).to(device) for c in configs]
     step_fn = StackedStep(copies, configs, images, rngs, [None] * len(models))
     order = torch.randperm(len(images), device=device)
     batches = [order[start:start + batch].unsqueeze(0)
@@ -98,14 +108,16 @@ def _step_timing(args: argparse.Namespace) -> int:
         for index in batches:
             step_fn(index, weights)
 
-    def alone() -> None:
-        for step in alone_steps:  # fit's step, one model after another
+    def one_at_a_time(steps: list[Any]) -> None:
+        for step in steps:  # one model after another
             for index in batches:
                 step(index, weights[:1])
 
-    totals = {"stacked": [0.0, 0.0], "alone": [0.0, 0.0]}
+    runs = {"stacked": stacked, "alone": lambda: one_at_a_time(alone_steps),
+            "alone, autograd": lambda: one_at_a_time(autograd_steps)}
+    totals = {label: [0.0, 0.0] for label in runs}
     for _ in range(args.rounds):
-        for label, run in (("stacked", stacked), ("alone", alone)):
+        for label, run in runs.items():
             wall, cpu = time.perf_counter(), time.process_time()
             run()
             totals[label][0] += time.perf_counter() - wall
@@ -120,8 +132,11 @@ def _step_timing(args: argparse.Namespace) -> int:
           f"batch {batch}, {steps} steps x {args.rounds} rounds, {torch.get_num_threads()} threads")
     print(format_table(rows, ["path", "wall ms / step (all models)", "CPU ms / step",
                               "s / epoch (full MNIST)", f"min / {STUDY_EPOCHS} epochs"]))
-    print(f"speed-up of the stacked step: {totals['alone'][0] / totals['stacked'][0]:.2f}x; "
-          f"load average (1 min): {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"speed-up of the stacked step: {totals['alone'][0] / totals['stacked'][0]:.2f}x "
+          f"against fit's step alone, "
+          f"{totals['alone, autograd'][0] / totals['stacked'][0]:.2f}x against TrainStep "
+          f"(autograd) alone; load average (1 min): {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} CPUs")
     return 0
 
 

@@ -12,9 +12,12 @@ the table reports medians, so a machine shared with other work slows both alike.
   step. The speed-up is measured against it.
 * reference tensors: the same loop over a lighter Dataset that slices the uint8 tensor and
   converts it per image (no PIL); its column shows how much of the gap is PIL alone.
-* vaelab: ``vaelab.training.epoch.train_epoch`` with a ``TrainStep`` (images resident as uint8,
-  batches gathered by index into preallocated buffers, BCE-with-logits, fused Adam; on CUDA
-  one CUDA graph per step), fp32 and bf16, and ``torch.compile`` with ``--compile``.
+* vaelab: ``vaelab.training.epoch.train_epoch`` with the step ``fit`` uses (images resident as
+  uint8, batches gathered by index into preallocated buffers, BCE-with-logits, fused Adam): in
+  fp32 on the CPU a stack of one whose gradient is written out (``stacked_grad``), on CUDA
+  one CUDA graph per step; bf16, and ``torch.compile`` with ``--compile``.
+* vaelab fp32 autograd (CPU): the same step with autograd's backward (``TrainStep``), to show
+  what the written-out gradient saves in the same run.
 
 GFLOP/s counts the matrix products of forward + backward per image:
   forward   2 * (784*400 + 400*40 + 20*400 + 400*784)              = 1,302,400
@@ -56,7 +59,10 @@ from vaelab.config import TrainConfig
 from vaelab.data import load_splits
 from vaelab.evaluation.elbo import evaluate
 from vaelab.models import create_model
+from vaelab.runs.checkpoint import global_rng_state
 from vaelab.training.epoch import train_epoch
+from vaelab.training.fit import stack_of_one
+from vaelab.training.stacked_step import StackedStep
 from vaelab.training.step import TrainStep, make_optimizer
 
 LAYERS = [(784, 400), (400, 40), (20, 400), (400, 784)]  # (in, out) of each matrix product
@@ -170,14 +176,18 @@ def reference_loop(images: torch.Tensor, labels: torch.Tensor, test: torch.Tenso
 
 def vaelab_loop(images: torch.Tensor, labels: torch.Tensor, test: torch.Tensor, batch: int,
                 device: torch.device, seed: int, precision: str, compile: bool,
-                graphs: bool | None = None) -> Loop:
+                graphs: bool | None = None, autograd: bool = False) -> Loop:
     config = TrainConfig(model="mlp", z_dim=20, batch_size=batch, lr=1e-3, seed=seed,
                          precision=precision, compile=compile, device=device.type)
     torch.manual_seed(seed)
     model = create_model(config.model_config()).to(device)
-    optimizer = make_optimizer(model, config, device)
     train_images, train_labels = images.to(device), labels.to(device)
-    step = TrainStep(model, optimizer, config, train_images, train_labels, graphs=graphs)
+    step: TrainStep | StackedStep
+    if stack_of_one(model, config, device) and not autograd:
+        step = StackedStep([model], [config], train_images, [global_rng_state()], [None])
+    else:
+        step = TrainStep(model, make_optimizer(model, config, device), config, train_images,
+                         train_labels, graphs=graphs)
     test_images = test.to(device)
     count = [0]
 
@@ -186,10 +196,11 @@ def vaelab_loop(images: torch.Tensor, labels: torch.Tensor, test: torch.Tensor, 
         count[0] += 1
 
     def test_loss() -> float:
-        return evaluate(model, test_images)["neg_elbo"]
+        return evaluate(step.member_model(0), test_images)["neg_elbo"]
 
     label = "vaelab " + precision + (" compile" if compile else "")
-    if device.type == "cuda" and not step.use_graphs:
+    label += " autograd" if autograd else ""
+    if device.type == "cuda" and isinstance(step, TrainStep) and not step.use_graphs:
         label += " eager"
     return Loop(label, epoch, test_loss)
 
@@ -232,6 +243,8 @@ def loop_kinds(args: argparse.Namespace, device: torch.device) -> list[str]:
     kinds = ["reference", "reference tensors"]
     for precision in args.precision:
         kinds.append(f"vaelab {precision}")
+        if device.type == "cpu" and precision == "fp32":
+            kinds.append("vaelab fp32 autograd")  # the step without the written-out gradient
         if args.compile:
             kinds.append(f"vaelab {precision} compile")
     if device.type == "cuda":
@@ -247,7 +260,8 @@ def make_loop(kind: str, args: argparse.Namespace, data: tuple[torch.Tensor, ...
                               pil=kind == "reference")
     words = kind.split()
     return vaelab_loop(images, labels, test, batch, device, args.seed, words[1],
-                       compile="compile" in words, graphs=False if "eager" in words else None)
+                       compile="compile" in words, graphs=False if "eager" in words else None,
+                       autograd="autograd" in words)
 
 
 def make_loops(args: argparse.Namespace, data: tuple[torch.Tensor, ...], batch: int,

@@ -1,15 +1,19 @@
 """Where the time of one training step goes: the one-model step and the stacked study step.
 
-Runs each step under ``torch.profiler`` (CPU ops, with input shapes) and sorts the ops' own
-time into: forward matrix products; backward products whose inner dimension is the batch (the
-weight gradients, K = batch size); the other backward products (input gradients); Adam; the
-loss's and activations' elementwise work; the data gather; and the rest (autograd bookkeeping,
-small ops). What no op accounts for is Python and dispatch overhead. The padding of the small
-z_dims to the largest (the stacked step computes every model at z_max) is counted in FLOP.
+Profiles the steps ``fit`` and ``fit_many`` train with on the CPU (the written-out gradient of
+``vaelab.training.stacked_grad``), or with ``--autograd`` the same steps with autograd's
+backward. Runs each step under ``torch.profiler`` (CPU ops, with input shapes) and sorts the
+ops' own time into: forward matrix products; backward products whose inner dimension is the
+batch (the weight gradients, K = batch size); the other backward products (input gradients);
+Adam; the loss's and activations' elementwise work; the data gather; and the rest (autograd
+bookkeeping, small ops). What no op accounts for is Python and dispatch overhead. The padding
+of the small z_dims to the largest (the stacked step computes every model at z_max) is counted
+in FLOP.
 
 Usage:
   python benchmarks/profile_step.py                   # mlp at batch 128, and the study's stack
   python benchmarks/profile_step.py --steps 100 --threads 1
+  python benchmarks/profile_step.py --steps 100 --autograd
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from vaelab.cli.output import format_table
 from vaelab.config import TrainConfig
 from vaelab.data import load_splits
 from vaelab.models import create_model
+from vaelab.runs.checkpoint import global_rng_state
+from vaelab.training.fit import stack_of_one
 from vaelab.training.stacked_step import StackedStep
 from vaelab.training.step import TrainStep, make_optimizer
 
@@ -40,7 +46,8 @@ _ELEMENTWISE = {"aten::binary_cross_entropy_with_logits", "aten::log_sigmoid_for
                 "aten::clamp_min", "aten::relu", "aten::threshold_backward", "aten::neg",
                 "aten::rsub", "aten::log_sigmoid_backward", "aten::sigmoid_backward",
                 "aten::normal_", "aten::fill_", "aten::zero_", "aten::copy_",
-                "aten::binary_cross_entropy_with_logits_backward", "aten::stack"}
+                "aten::binary_cross_entropy_with_logits_backward", "aten::stack",
+                "aten::addcmul", "aten::tanh_backward", "aten::tanh"}
 _ORDER = ["forward products", "weight-gradient products (K = batch)",
           "input-gradient products", "Adam", "loss and activations (elementwise)",
           "data gather", "other ops", "Python and dispatch (no op)"]
@@ -48,7 +55,8 @@ _ORDER = ["forward products", "weight-gradient products (K = batch)",
 
 def _category(name: str, shapes: list[Any], batch: int, backward: bool) -> str:
     if name in _PRODUCTS:
-        if not backward:
+        # Forward products add the bias (addmm, baddbmm); the written-out backward's are bmm.
+        if not backward and name not in ("aten::bmm", "aten::mm"):
             return "forward products"
         first = shapes[1] if name in ("aten::addmm", "aten::baddbmm") else shapes[0]
         inner = first[-1] if first else None
@@ -104,23 +112,30 @@ def _data(dataset: str, data_dir: str | None) -> tuple[torch.Tensor, torch.Tenso
     return torch.from_numpy(splits.train_images), torch.from_numpy(splits.train_labels).long()
 
 
-def single(images: torch.Tensor, labels: torch.Tensor, batch: int,
-           model: str) -> Callable[[int], Any]:
+def single(images: torch.Tensor, labels: torch.Tensor, batch: int, model: str,
+           autograd: bool) -> Callable[[int], Any]:
+    """The step ``fit`` trains one model with (``autograd``: ``TrainStep``, as before)."""
     config = TrainConfig(model=model, z_dim=20, batch_size=batch, device="cpu")
     net = create_model(config.model_config())
-    step = TrainStep(net, make_optimizer(net, config, torch.device("cpu")), config, images,
-                     labels)
+    step: TrainStep | StackedStep
+    if autograd or not stack_of_one(net, config, torch.device("cpu")):
+        step = TrainStep(net, make_optimizer(net, config, torch.device("cpu")), config, images,
+                         labels)
+    else:
+        step = StackedStep([net], [config], images, [global_rng_state()], [None])
     order = torch.randperm(len(images))
     per_epoch = len(images) // batch
     return lambda i: step(order[(i % per_epoch) * batch:(i % per_epoch + 1) * batch]
                           .unsqueeze(0), [1.0])
 
 
-def stacked(images: torch.Tensor, batch: int, z_dims: tuple[int, ...]) -> Callable[[int], Any]:
+def stacked(images: torch.Tensor, batch: int, z_dims: tuple[int, ...],
+            autograd: bool) -> Callable[[int], Any]:
     configs = [TrainConfig(model="seed", z_dim=z, batch_size=batch) for z in z_dims]
     models = [create_model(c.model_config()) for c in configs]
     rngs = [{"cpu": torch.Generator().manual_seed(k).get_state()} for k in range(len(models))]
-    step = StackedStep(models, configs, images, rngs, [None] * len(models))
+    step = StackedStep(models, configs, images, rngs, [None] * len(models),
+                       hand_gradient=False if autograd else None)
     order = torch.randperm(len(images))
     per_epoch = len(images) // batch
     weights = [1.0] * len(models)
@@ -147,17 +162,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="mnist-sample")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--autograd", action="store_true",
+                        help="profile the steps with autograd's backward instead of the "
+                             "written-out gradient")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     images, labels = _data(args.dataset, args.data_dir)
-    cases = [("mlp, batch 128 (one model)", single(images, labels, 128, "mlp"), 128),
+    grad = args.autograd
+    cases = [("mlp, batch 128 (one model)", single(images, labels, 128, "mlp", grad), 128),
              ("study stack: seed z_dim 1,2,5,10,20, batch 32",
-              stacked(images, 32, (1, 2, 5, 10, 20)), 32),
-             ("seed z_dim 20, batch 32 (one model)", single(images, labels, 32, "seed"), 32)]
+              stacked(images, 32, (1, 2, 5, 10, 20), grad), 32),
+             ("seed z_dim 20, batch 32 (one model)",
+              single(images, labels, 32, "seed", grad), 32)]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}, {args.steps} profiled steps each")
+          f"{torch.backends.cpu.get_cpu_capability()}, {args.steps} profiled steps each, "
+          f"{'autograd' if grad else 'written-out'} gradient")
     columns = {}
     for name, step, batch in cases:
         wall, parts = breakdown(step, args.steps, batch)

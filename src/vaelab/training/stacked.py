@@ -22,7 +22,7 @@ from vaelab.config import TrainConfig
 from vaelab.losses import elbo_terms
 from vaelab.models import VAE
 
-__all__ = ["StackedMLP", "StackedTerms", "stacking_blocker"]
+__all__ = ["Layer", "StackedForward", "StackedMLP", "StackedTerms", "stacking_blocker"]
 
 
 def stacking_blocker(model: VAE, config: TrainConfig) -> str | None:
@@ -46,20 +46,37 @@ class StackedTerms:
     sums: torch.Tensor  # (M, 3): per model, batch sums of loss, recon_nll and kl (as fit keeps)
 
 
+@dataclass
+class StackedForward:
+    """The activations of a stacked forward pass, (M, B, features) each."""
+
+    pixels: torch.Tensor  # the input images, flat
+    encoded: list[torch.Tensor]  # each encoder layer's output, after its activation
+    posterior: torch.Tensor  # (mu, logvar) side by side
+    mu: torch.Tensor
+    logvar: torch.Tensor
+    std: torch.Tensor  # exp(logvar / 2)
+    z: torch.Tensor  # mu + eps * std
+    decoded: list[torch.Tensor]  # each decoder hidden layer's output, after its activation
+    logits: torch.Tensor  # the pixels' Bernoulli logits
+
+
 @dataclass(frozen=True)
-class _Layer:
+class Layer:
+    """One Linear layer of a stack, by its module path, and the activation after it."""
+
     name: str  # module path in the single model, e.g. "encoder.0"
     activation: nn.Module | None  # elementwise module applied after it
 
 
-def _chain(seq: nn.Sequential, prefix: str) -> list[_Layer]:
+def _chain(seq: nn.Sequential, prefix: str) -> list[Layer]:
     """The Linear layers of an MLP stack with the activation that follows each."""
-    layers: list[_Layer] = []
+    layers: list[Layer] = []
     for name, module in seq.named_children():
         if isinstance(module, nn.Linear):
-            layers.append(_Layer(f"{prefix}.{name}", None))
+            layers.append(Layer(f"{prefix}.{name}", None))
         else:
-            layers[-1] = _Layer(layers[-1].name, module)
+            layers[-1] = Layer(layers[-1].name, module)
     return layers
 
 
@@ -128,21 +145,22 @@ class StackedMLP:
         # h (M, B, in), weight (M, in, out) -> (M, B, out)
         return torch.baddbmm(bias.unsqueeze(1), h, weight)
 
-    def _run(self, h: torch.Tensor, layers: list[_Layer]) -> torch.Tensor:
+    def _run(self, h: torch.Tensor, layers: list[Layer],
+             outputs: list[torch.Tensor]) -> torch.Tensor:
         for layer in layers:
             h = self._linear(h, layer.name)
             if layer.activation is not None:
                 h = layer.activation(h)
+            outputs.append(h)
         return h
 
-    def terms(self, x: torch.Tensor, eps: torch.Tensor, kl_weights: torch.Tensor,
-              groups: torch.Tensor | None = None) -> StackedTerms:
-        """Negative ELBO of every model on its batch.
+    def forward(self, x: torch.Tensor, eps: torch.Tensor,
+                groups: torch.Tensor | None = None) -> StackedForward:
+        """Every model's forward pass on its batch, with what a backward pass needs.
 
         x (B, 1, H, W) in [0, 1], shared by all models, or (G, B, 1, H, W): G batches, model k
         reading batch ``groups[k]`` (models trained with different seeds see different data
-        orders); eps (M, B, z_max) the reparameterisation noise, zero beyond each model's
-        z_dim; kl_weights (M,) each model's beta for this step.
+        orders); eps (M, B, z_max) the reparameterisation noise, zero beyond each model's z_dim.
         """
         n_models, batch = len(self.z_dims), x.shape[-4]
         flat = x.flatten(-3)  # (B, D) or (G, B, D)
@@ -150,12 +168,31 @@ class StackedMLP:
             pixels = flat.unsqueeze(0).expand(n_models, batch, -1)
         else:
             pixels = flat.index_select(0, groups)
-        h = self._run(pixels, self.encoder)
-        mu, logvar = self._linear(h, "to_posterior").chunk(2, dim=2)
-        z = mu + eps * torch.exp(0.5 * logvar)
-        logits = self._linear(self._run(z, self.decoder), "to_logits")
+        encoded: list[torch.Tensor] = []
+        h = self._run(pixels, self.encoder, encoded)
+        posterior = self._linear(h, "to_posterior")
+        mu, logvar = posterior.chunk(2, dim=2)
+        std = torch.exp(0.5 * logvar)
+        z = mu + eps * std
+        decoded: list[torch.Tensor] = []
+        logits = self._linear(self._run(z, self.decoder, decoded), "to_logits")
+        return StackedForward(pixels, encoded, posterior, mu, logvar, std, z, decoded, logits)
+
+    def terms(self, x: torch.Tensor, eps: torch.Tensor, kl_weights: torch.Tensor,
+              groups: torch.Tensor | None = None) -> StackedTerms:
+        """Negative ELBO of every model on its batch (the arguments as in ``forward``).
+
+        kl_weights (M,) each model's beta for this step.
+        """
+        return self.loss(self.forward(x, eps, groups), kl_weights)
+
+    @staticmethod
+    def loss(forward: StackedForward, kl_weights: torch.Tensor) -> StackedTerms:
+        """The loss terms of a forward pass; kl_weights (M,) each model's beta."""
+        batch = forward.logits.shape[1]
         # The same per-image terms as a single model's forward, one row per model.
-        terms = elbo_terms(logits, pixels, mu, logvar, kl_weights.unsqueeze(1), batch_dims=2)
+        terms = elbo_terms(forward.logits, forward.pixels, forward.mu, forward.logvar,
+                           kl_weights.unsqueeze(1), batch_dims=2)
         loss = terms.loss.mean(1)
         sums = torch.stack([loss * batch, terms.recon_nll.sum(1), terms.kl.sum(1)], dim=1)
         return StackedTerms(loss.sum(), sums.detach())

@@ -22,6 +22,7 @@ from vaelab.models import VAE
 from vaelab.pixels import BINARIZERS
 from vaelab.training.graphs import GraphedStep
 from vaelab.training.stacked import StackedMLP
+from vaelab.training.stacked_grad import HandGradient, hand_gradient_blocker, hand_gradient_pays
 from vaelab.training.step import make_optimizer
 
 if TYPE_CHECKING:
@@ -51,12 +52,14 @@ class StackedStep:
 
     ``index`` is (G, B): row g holds the batch of the models trained with the g-th seed of
     ``seeds``. ``use_graph`` replays the step from a CUDA graph on a CUDA device.
+    ``hand_gradient`` computes the gradients with ``vaelab.training.stacked_grad`` instead of
+    autograd; None: where that pays (fp32 on the CPU).
     """
 
     def __init__(self, models: Sequence[VAE], configs: Sequence[Any], images: torch.Tensor,
                  rngs: Sequence[dict[str, torch.Tensor]],
                  optimizer_states: Sequence[dict[str, Any] | None],
-                 use_graph: bool = False) -> None:
+                 use_graph: bool = False, hand_gradient: bool | None = None) -> None:
         device = images.device
         config = configs[0]
         self.models, self.configs, self.images = list(models), list(configs), images
@@ -79,6 +82,10 @@ class StackedStep:
                                        enabled=precision == "bf16",
                                        cache_enabled=not self.use_graph)
         self.kl_weights = torch.zeros(len(self.models), device=device)
+        if hand_gradient is None:
+            hand_gradient = (hand_gradient_pays(device, precision)
+                             and hand_gradient_blocker(self.stacked) is None)
+        self.hand_gradient = HandGradient(self.stacked) if hand_gradient else None
         self._weights_set: tuple[float, ...] = ()
         self._buffers: dict[int, _Buffers] = {}
         self._graphs: dict[int, GraphedStep] = {}
@@ -114,11 +121,14 @@ class StackedStep:
             x = self.binarize(x)
         for k, noise in enumerate(buffers.noise):
             buffers.eps[k].narrow(1, 0, noise.shape[1]).copy_(noise)
-        with self.autocast:
-            terms = self.stacked.terms(x if self.groups is not None else x[0], buffers.eps,
-                                       self.kl_weights, self.groups)
-        self.optimizer.zero_grad(set_to_none=True)
-        terms.total.backward()  # type: ignore[no-untyped-call]
+        images = x if self.groups is not None else x[0]
+        if self.hand_gradient is not None:
+            terms = self.hand_gradient(images, buffers.eps, self.kl_weights, self.groups)
+        else:
+            with self.autocast:
+                terms = self.stacked.terms(images, buffers.eps, self.kl_weights, self.groups)
+            self.optimizer.zero_grad(set_to_none=True)
+            terms.total.backward()  # type: ignore[no-untyped-call]
         if self.grad_clip is not None:
             self.stacked.clip_grad_norm_(self.grad_clip)
         self.optimizer.step()
