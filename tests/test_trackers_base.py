@@ -64,8 +64,8 @@ class Recorder:
         self._record("start_study", study_dir)
         return f"parent-of-{study_dir.name}"
 
-    def finish_study(self, handle: str) -> None:
-        self._record("finish_study", handle)
+    def finish_study(self, handle: str, completed: bool = True) -> None:
+        self._record("finish_study", (handle, completed))
 
     def log_evaluation(self, run_dir: Path, metrics: Mapping[str, float]) -> None:
         self._record("log_evaluation", dict(metrics))
@@ -276,5 +276,5 @@ def test_study_handles_go_to_their_own_tracker(tmp_path: Path) -> None:
     assert member_b.calls[0][1].parent is None
 
     study.finish_study(handles)
-    assert with_parent.calls[-1] == ("finish_study", "parent-of-study")
+    assert with_parent.calls[-1] == ("finish_study", ("parent-of-study", True))
     assert [call for call, _ in without_parent.calls] == ["start_study"]

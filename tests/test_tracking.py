@@ -372,6 +372,28 @@ def test_a_study_that_loses_its_mlflow_server_warns_once_for_all_its_runs(
     assert warning.startswith("tracker mlflow failed in start_study")
 
 
+def test_an_interrupted_study_parent_is_killed_and_finished_by_the_resume(
+        tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path,
+        mlflow_client: MlflowClient) -> None:
+    configs = [_config(tiny_dataset, tiny_dataset_dir, tmp_path / "study" / f"z{z}", z_dim=z,
+                       epochs=1, trackers=("mlflow",)) for z in (1, 2)]
+
+    def study(options: RunOptions) -> None:
+        with grouped_runs(configs[0], tmp_path / "study", {"z_dims": [1, 2]}) as handles:
+            fit_many(configs, replace(options, tracker_study=handles, pictures=False))
+
+    with pytest.raises(TrainingInterrupted):
+        study(RunOptions(stop_requested=stop_after(4)))
+    statuses = {r.data.tags.get(STUDY_DIR_TAG, r.info.run_name): r.info.status
+                for r in _runs(mlflow_client)}
+    parent = str((tmp_path / "study").resolve())
+    assert statuses == {parent: _status(RunStatus.KILLED), "z1": _status(RunStatus.KILLED),
+                        "z2": _status(RunStatus.KILLED)}
+    study(RunOptions(resume=True))
+    assert {r.info.status for r in _runs(mlflow_client)} == {_status(RunStatus.FINISHED)}
+    assert len(_runs(mlflow_client)) == 3  # the same parent and children, reopened
+
+
 # -- refusals --------------------------------------------------------------------------------
 @pytest.fixture
 def tensorboard_missing(monkeypatch: pytest.MonkeyPatch) -> None:

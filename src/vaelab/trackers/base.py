@@ -87,8 +87,9 @@ class Tracker(Protocol):
     def start_study(self, study_dir: Path, config: dict[str, Any]) -> str | None:
         """Open a parent record for a study; returns its handle, or None when not needed."""
 
-    def finish_study(self, handle: str) -> None:
-        """Close the parent record ``start_study`` returned."""
+    def finish_study(self, handle: str, completed: bool = True) -> None:
+        """Close the parent record ``start_study`` returned; ``completed`` False: it stopped
+        early (interrupted or failed) and may be resumed."""
 
     def log_evaluation(self, run_dir: Path, metrics: Mapping[str, float]) -> None:
         """Add test-set ``metrics`` to the record of the finished run in ``run_dir``."""
@@ -234,10 +235,11 @@ class TrackerSet:
         handles = self._call("start_study", lambda _, t: t.start_study(study_dir, config))
         return {name: handle for name, handle in handles.items() if handle is not None}
 
-    def finish_study(self, study: Mapping[str, str]) -> None:
-        """Close the parents ``start_study`` opened."""
+    def finish_study(self, study: Mapping[str, str], completed: bool = True) -> None:
+        """Close the parents ``start_study`` opened (``completed`` as in ``Tracker``)."""
         self._call(
-            "finish_study", lambda name, t: t.finish_study(study[name]) if name in study else None
+            "finish_study",
+            lambda name, t: t.finish_study(study[name], completed) if name in study else None,
         )
 
     def log_evaluation(self, run_dir: Path, metrics: Mapping[str, float]) -> None:

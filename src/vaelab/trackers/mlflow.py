@@ -227,9 +227,9 @@ class MlflowTracker:
         with _short_http():
             return self._open_run(STUDY_DIR_TAG, study_dir, study_dir.name, config, reuse=True)
 
-    def finish_study(self, handle: str) -> None:
+    def finish_study(self, handle: str, completed: bool = True) -> None:
         with _short_http():
-            self._connect().set_terminated(handle, status="FINISHED")
+            self._connect().set_terminated(handle, status="FINISHED" if completed else "KILLED")
 
     def log_evaluation(self, run_dir: Path, metrics: Mapping[str, float]) -> None:
         path = str(run_dir.resolve())

@@ -124,7 +124,7 @@ class TensorBoardTracker:
     def start_study(self, study_dir: Path, config: dict[str, Any]) -> str | None:
         return None  # each member writes its own run: `tensorboard --logdir STUDY_DIR` overlays
 
-    def finish_study(self, handle: str) -> None:
+    def finish_study(self, handle: str, completed: bool = True) -> None:
         return None
 
     def log_evaluation(self, run_dir: Path, metrics: Mapping[str, float]) -> None:

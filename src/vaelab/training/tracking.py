@@ -110,11 +110,17 @@ def grouped_runs(config: TrainConfig, folder: Path,
     """A parent record (an MLflow parent run) for runs trained as a group, such as a study.
 
     Yields the handles to pass as ``RunOptions.tracker_study`` (a ``StudyHandles``); the parent
-    is finished when the block ends without an error.
+    is finished when the block ends without an error, and marked as stopped early (MLflow:
+    KILLED, as its interrupted members are) when it ends with one, such as an interruption.
     """
     trackers = open_trackers(config)
     handles = StudyHandles(trackers.start_study(folder, settings) if trackers else {},
                            lost=trackers.failed)
-    yield handles
+    try:
+        yield handles
+    except BaseException:
+        if trackers:
+            trackers.finish_study(handles, completed=False)
+        raise
     if trackers:
         trackers.finish_study(handles)
