@@ -14,6 +14,7 @@ from vaelab.errors import VaelabError
 from vaelab.evaluation.classifier import HIDDEN_UNITS, Classifier, cached_classifier
 from vaelab.evaluation.sample_quality import (
     SampleQuality,
+    feature_quality,
     frechet_distance,
     min_samples,
     precision_recall,
@@ -240,6 +241,12 @@ def test_sample_quality_is_seeded_and_leaves_the_global_rng_alone(
     assert isinstance(first, SampleQuality) and first.to_dict()["fd_samples"] == 200
     with pytest.raises(VaelabError, match="n_samples must be at least 4"):
         sample_quality(model, classifier, digits[1][:200], n_samples=3)
+    # From features computed once (a study's test set, several models): the same numbers.
+    real = classifier.features(to_float(torch.from_numpy(digits[1][:200])))
+    fake = classifier.features(prior_images(model, 200, seed=7))
+    assert feature_quality(real, fake) == first
+    with pytest.raises(VaelabError, match="n_samples must be at least 4"):
+        feature_quality(real, fake[:3])
 
 
 def test_prior_images_of_a_conditional_model_cycle_through_the_classes() -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_K",
     "DEFAULT_SAMPLES",
     "SampleQuality",
+    "feature_quality",
     "frechet_distance",
     "min_samples",
     "precision_recall",
@@ -199,14 +200,25 @@ def sample_quality(
     The real images are uint8 (N, 28, 28), usually the test split; both sets pass through the
     classifier as float images in [0, 1], the samples as their decoded means.
     """
+    _check_samples(n_samples, k)
+    from vaelab.pixels import to_float
+
+    real = classifier.features(to_float(torch.as_tensor(real_images_u8).cpu()))
+    return feature_quality(real, classifier.features(prior_images(model, n_samples, seed)), k)
+
+
+def feature_quality(real: np.ndarray, fake: np.ndarray, k: int = DEFAULT_K) -> SampleQuality:
+    """``sample_quality`` from the classifier features of the real images and of the samples.
+
+    For measuring several models against one test set: its features are computed once.
+    """
+    _check_samples(len(fake), k)
+    precision, recall = precision_recall(real, fake, k)
+    return SampleQuality(fd=frechet_distance(real, fake), precision=precision, recall=recall,
+                         n_samples=len(fake), n_real=len(real), k=k)
+
+
+def _check_samples(n_samples: int, k: int) -> None:
     if n_samples < min_samples(k):
         raise VaelabError(f"n_samples must be at least {min_samples(k)} for k={k}, "
                           f"got {n_samples}")
-    from vaelab.pixels import to_float
-
-    real_u8 = torch.as_tensor(real_images_u8)
-    real = classifier.features(to_float(real_u8.cpu()))
-    fake = classifier.features(prior_images(model, n_samples, seed))
-    precision, recall = precision_recall(real, fake, k)
-    return SampleQuality(fd=frechet_distance(real, fake), precision=precision, recall=recall,
-                         n_samples=n_samples, n_real=len(real), k=k)

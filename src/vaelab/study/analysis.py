@@ -25,6 +25,7 @@ from vaelab.errors import VaelabError
 from vaelab.evaluation.classifier import Classifier
 from vaelab.pictures.plots import Legibility
 from vaelab.pictures.png import save_grid
+from vaelab.pixels import to_float
 from vaelab.runs.atomic import atomic_write_json
 from vaelab.runs.checkpoint import LoadedRun, load_run
 from vaelab.runs.layout import RunDir
@@ -150,12 +151,12 @@ def _check(found: Legibility) -> dict[str, Any]:
 
 
 def _measure_run(config: StudyConfig, z_dim: int, seed: int, classifier: Classifier,
-                 splits: Splits, device: torch.device
+                 splits: Splits, test_features: np.ndarray, device: torch.device
                  ) -> tuple[dict[str, Any], LoadedRun, np.ndarray, torch.Tensor]:
     """One run's record for results.json, its loaded checkpoint, its test posterior means and
-    its decoded prior samples."""
+    its decoded prior samples. ``test_features``: the classifier's features of the test set."""
     from vaelab.evaluation.elbo import evaluate
-    from vaelab.evaluation.sample_quality import prior_images, sample_quality
+    from vaelab.evaluation.sample_quality import feature_quality, prior_images
 
     loaded = _load(config, z_dim, seed, device)
     model, run_dir = loaded.model, config.run_dir(z_dim, seed)
@@ -169,8 +170,7 @@ def _measure_run(config: StudyConfig, z_dim: int, seed: int, classifier: Classif
     labels, confidence = classifier.predict(samples)
     counts = latent.class_histogram(latent.abstain(labels, confidence, config.min_confidence),
                                     len(splits.class_names))
-    quality = sample_quality(model, classifier, splits.test_images,
-                             n_samples=config.prior_samples, k=PR_K, seed=seed)
+    quality = feature_quality(test_features, classifier.features(samples), k=PR_K)
     best = loaded.checkpoint.state
     record = {
         "z_dim": z_dim, "seed": seed, "run_dir": str(run_dir), "binarize": loaded.config.binarize,
@@ -206,11 +206,12 @@ def analyze(config: StudyConfig, classifier: Classifier, device: torch.device,
     recons: dict[str, np.ndarray] = {}
     kept: dict[int, tuple[torch.nn.Module, np.ndarray]] = {}  # first seed's 1-D and 2-D models
     originals = np.zeros((0, 28, 28))
+    test_features = classifier.features(to_float(torch.from_numpy(splits.test_images)))
     for z_dim in config.z_dims:
         for seed in seeds:
             say(f"measuring z_dim={z_dim}" + (f", seed {seed}" if len(seeds) > 1 else ""))
             record, loaded, mu, samples = _measure_run(config, z_dim, seed, classifier, splits,
-                                                       device)
+                                                       test_features, device)
             records.append(record)
             if seed != seeds[0]:
                 continue
