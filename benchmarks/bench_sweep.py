@@ -22,8 +22,8 @@ Usage:
 
 ``--steps N`` times only the training step (no evaluation, checkpoints or data loading): N
 stacked steps against N steps of each model alone (the step fit trains one model with: on the
-CPU in fp32 a stack of one with the written-out gradient) and against N steps of each model
-alone with ``TrainStep`` (autograd's backward), alternating in rounds,
+CPU in fp32 a stack of one with the written-out gradient), and both again with autograd's
+backward (the stack without its written-out gradient; ``TrainStep``), alternating in rounds,
 with the CPU seconds of this process beside the wall clock; from it the epoch and the default
 study on full MNIST (55,000 training images) are extrapolated.
 
@@ -99,21 +99,26 @@ def _step_timing(args: argparse.Namespace) -> int:
                       for m, c in zip(plain, configs, strict=True)]
     copies = [create_model(c.model_config()).to(device) for c in configs]
     step_fn = StackedStep(copies, configs, images, rngs, [None] * len(models))
+    copies = [create_model(c.model_config()).to(device) for c in configs]
+    autograd_stack = StackedStep(copies, configs, images, rngs, [None] * len(models),
+                                 hand_gradient=False)
     order = torch.randperm(len(images), device=device)
     batches = [order[start:start + batch].unsqueeze(0)
                for start in ((s * batch) % (len(images) - batch) for s in range(steps))]
     weights = [1.0] * len(models)
 
-    def stacked() -> None:
+    def stacked(step: Any) -> None:
         for index in batches:
-            step_fn(index, weights)
+            step(index, weights)
 
     def one_at_a_time(steps: list[Any]) -> None:
         for step in steps:  # one model after another
             for index in batches:
                 step(index, weights[:1])
 
-    runs = {"stacked": stacked, "alone": lambda: one_at_a_time(alone_steps),
+    runs = {"stacked": lambda: stacked(step_fn),
+            "stacked, autograd": lambda: stacked(autograd_stack),
+            "alone": lambda: one_at_a_time(alone_steps),
             "alone, autograd": lambda: one_at_a_time(autograd_steps)}
     totals = {label: [0.0, 0.0] for label in runs}
     for _ in range(args.rounds):

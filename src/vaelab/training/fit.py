@@ -5,7 +5,7 @@ Both run the one lifecycle of ``vaelab.training.lifecycle``; they only choose th
 z_dim sweep: the same fully connected network, dataset, batch, learning rate and epochs), and
 ``ShardedStep`` for one rank of a torchrun run. On the CPU in fp32 a fully connected model
 trains alone as a stack of one, whose step writes its gradient out instead of using autograd
-(``vaelab.training.stacked_grad``): a fifth to a sixth faster there.
+(``vaelab.training.stacked_grad``), which is faster there.
 """
 
 from __future__ import annotations
