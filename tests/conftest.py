@@ -5,8 +5,9 @@ from __future__ import annotations
 import gzip
 import os
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -133,6 +134,19 @@ def one_thread() -> Iterator[None]:
 # The keys of an epoch record in metrics.jsonl besides "epoch" (what trackers are given).
 EPOCH_RECORD_KEYS = ("train_loss", "train_recon", "train_kl", "val_loss", "val_recon", "val_kl",
                      "val_mse", "seconds", "lr")
+
+
+def assert_padding_has_zero_gradient(stacked: Any, z_dims: Sequence[int]) -> None:
+    """The posterior and first decoder weights of a stack, beyond each model's z_dim, got
+    exactly zero gradient (so Adam keeps that padding at zero); the real units got some."""
+    z_max = max(z_dims)
+    posterior = stacked.params["to_posterior.weight"].grad  # (M, hidden, 2 * z_max)
+    decoder_in = stacked.params["decoder.0.weight"].grad  # (M, z_max, hidden)
+    assert posterior is not None and decoder_in is not None
+    for k, z in enumerate(z_dims):
+        assert not posterior[k][:, z:z_max].any() and not posterior[k][:, z_max + z:].any()
+        assert not decoder_in[k][z:].any()
+        assert posterior[k][:, :z].abs().sum() > 0
 
 
 def stop_after(steps: int) -> Callable[[], bool]:
