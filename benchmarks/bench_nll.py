@@ -48,7 +48,7 @@ from vaelab.config import TrainConfig
 from vaelab.data import load_splits
 from vaelab.device import resolve_device
 from vaelab.evaluation.likelihood import estimate_nll
-from vaelab.runs.checkpoint import load_run
+from vaelab.runs.rebuild import load_run
 from vaelab.training import RunOptions, TrainingInterrupted, fit
 
 PYTHAE_BEST = 84.58  # pythae's best reproduction on dynamically binarised MNIST

@@ -63,7 +63,7 @@ def main() -> None:
 
     from vaelab.cli.output import format_table
     from vaelab.explore import write_explorer
-    from vaelab.runs.checkpoint import load_run
+    from vaelab.runs.rebuild import load_run
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:

@@ -18,7 +18,7 @@ import torch
 from conftest import REPO, make_digits, write_idx
 from vaelab.config import TrainConfig
 from vaelab.explore import write_explorer
-from vaelab.runs.checkpoint import load_run
+from vaelab.runs.rebuild import load_run
 from vaelab.training import RunOptions, fit
 
 pytestmark = pytest.mark.browser

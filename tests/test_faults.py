@@ -28,9 +28,10 @@ from vaelab.cli.main import main
 from vaelab.config import TrainConfig
 from vaelab.errors import VaelabError
 from vaelab.models import create_model
-from vaelab.runs.checkpoint import build_model, load_run, read_checkpoint, save_checkpoint
+from vaelab.runs.checkpoint import read_checkpoint, save_checkpoint
 from vaelab.runs.layout import LAST
 from vaelab.runs.lock import LOCK_NAME, RunLock
+from vaelab.runs.rebuild import build_model, load_run
 from vaelab.training import RunOptions, fit
 
 LAUNCHER = '''

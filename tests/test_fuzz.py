@@ -32,7 +32,8 @@ from vaelab.config import TrainConfig
 from vaelab.data.idx import read_idx
 from vaelab.errors import VaelabError
 from vaelab.models import create_model
-from vaelab.runs.checkpoint import TrainState, build_model, read_checkpoint, save_checkpoint
+from vaelab.runs.checkpoint import TrainState, read_checkpoint, save_checkpoint
+from vaelab.runs.rebuild import build_model
 
 SLOW_SECONDS = 30.0  # a hang, not a slow moment on a loaded machine
 PEAK_BYTES = 256 << 20  # Python-side allocation ceiling per parse

@@ -9,7 +9,8 @@ import torch
 from vaelab.config import TrainConfig
 from vaelab.evaluation.elbo import evaluate
 from vaelab.models import create_model
-from vaelab.runs.checkpoint import load_run, read_checkpoint
+from vaelab.runs.checkpoint import read_checkpoint
+from vaelab.runs.rebuild import load_run
 from vaelab.training import RunOptions, fit
 from vaelab.training.schedule import epoch_permutation
 

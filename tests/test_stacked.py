@@ -14,7 +14,8 @@ from conftest import assert_padding_has_zero_gradient
 from vaelab.config import TrainConfig
 from vaelab.errors import VaelabError
 from vaelab.models import create_model
-from vaelab.runs.checkpoint import load_run, read_checkpoint
+from vaelab.runs.checkpoint import read_checkpoint
+from vaelab.runs.rebuild import load_run
 from vaelab.training import FitResult, RunOptions, TrainingInterrupted, fit, fit_many
 from vaelab.training.stacked import StackedMLP
 from vaelab.training.stacked_step import StackedStep

@@ -11,7 +11,7 @@ from vaelab.cli.main import main
 from vaelab.config import TrainConfig
 from vaelab.losses import log_normal
 from vaelab.models import create_model
-from vaelab.runs.checkpoint import load_run
+from vaelab.runs.rebuild import load_run
 from vaelab.training import RunOptions, fit
 
 ZOO = ["vae", "iwae", "cvae", "vamp", "hvae"]

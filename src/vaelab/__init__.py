@@ -20,7 +20,7 @@ from vaelab.errors import VaelabError
 if TYPE_CHECKING:
     from vaelab.config import TrainConfig
     from vaelab.evaluation.elbo import evaluate
-    from vaelab.runs.checkpoint import LoadedRun
+    from vaelab.runs.rebuild import LoadedRun
     from vaelab.study.config import StudyConfig
     from vaelab.study.run import build_report, run_study
     from vaelab.training import RunOptions, fit
@@ -53,7 +53,7 @@ _LAZY = {
 
 def load(run_dir: str, which: str = "best", device: str = "cpu") -> LoadedRun:
     """Rebuild a trained model from a run directory (``which`` is "best" or "last")."""
-    from vaelab.runs.checkpoint import load_run
+    from vaelab.runs.rebuild import load_run
 
     return load_run(run_dir, which=which, device=device)
 

@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     from vaelab.device import resolve_device
     from vaelab.evaluation.elbo import bce_floor, evaluate
     from vaelab.evaluation.sample_quality import min_samples
-    from vaelab.runs.checkpoint import load_run
+    from vaelab.runs.rebuild import load_run
 
     if args.samples is not None and args.samples < 1:
         raise VaelabError(f"--samples must be at least 1, got {args.samples}")

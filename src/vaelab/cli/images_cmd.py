@@ -49,7 +49,7 @@ def reconstruct(args: argparse.Namespace) -> int:
 
     from vaelab.data import load_splits
     from vaelab.pictures.run_figures import save_reconstructions
-    from vaelab.runs.checkpoint import load_run
+    from vaelab.runs.rebuild import load_run
 
     _positive_n(args.n)
     loaded = load_run(args.run_dir)
@@ -65,7 +65,7 @@ def reconstruct(args: argparse.Namespace) -> int:
 
 def sample(args: argparse.Namespace) -> int:
     from vaelab.pictures.run_figures import save_samples
-    from vaelab.runs.checkpoint import load_run
+    from vaelab.runs.rebuild import load_run
 
     _positive_n(args.n)
     loaded = load_run(args.run_dir)

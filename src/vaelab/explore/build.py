@@ -83,7 +83,7 @@ def write_explorer(
 ) -> ExplorerResult:
     """Write ``explorer.html`` (default: inside the run directory) and say what it holds."""
     from vaelab.data import load_splits
-    from vaelab.runs.checkpoint import load_run
+    from vaelab.runs.rebuild import load_run
 
     if encoding not in ENCODINGS:
         raise VaelabError(f"unknown weight encoding {encoding!r}; choose one of "

@@ -27,8 +27,8 @@ from vaelab.pictures.plots import Legibility
 from vaelab.pictures.png import save_grid
 from vaelab.pixels import to_float
 from vaelab.runs.atomic import atomic_write_json
-from vaelab.runs.checkpoint import LoadedRun, load_run
 from vaelab.runs.layout import RunDir
+from vaelab.runs.rebuild import LoadedRun, load_run
 from vaelab.study import figures, latent
 from vaelab.study.config import StudyConfig
 from vaelab.study.elbow import ELBOW_RULE, ORIGINAL_ELBOW, elbow_reached, elbows

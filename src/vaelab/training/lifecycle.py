@@ -26,12 +26,12 @@ from vaelab.evaluation.elbo import evaluate
 from vaelab.models import VAE, create_model
 from vaelab.runs.checkpoint import (
     TrainState,
-    build_model,
     checkpoint_bytes,
     read_checkpoint,
     save_checkpoint,
 )
 from vaelab.runs.layout import RunDir
+from vaelab.runs.rebuild import build_model
 from vaelab.training.epoch import Step, accumulator, train_epoch
 from vaelab.training.options import RunOptions
 from vaelab.training.schedule import steps_per_epoch
