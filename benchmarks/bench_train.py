@@ -365,6 +365,10 @@ def main(argv: list[str] | None = None) -> int:
             print(format_table(rows[-len(loops):], _HEADERS), flush=True)
             if args.quality and batch == 128:
                 quality += quality_rows(args, data, batch, device)
+        # The share of the floor uses the rate measured before the loops; on a machine whose
+        # speed drifts, the same product measured after them shows by how much.
+        print(f"{device_name}: the same product after the loops: {matmul_rate(device):.0f} "
+              f"GFLOP/s (before: {rate:.0f})", flush=True)
     print("\n" + format_table(rows, _HEADERS))
     if quality:
         print(f"\ntest loss (negative ELBO, nats per image, one posterior sample) after "
