@@ -20,6 +20,7 @@ import torch
 from vaelab.device import resolve_precision
 from vaelab.models import VAE
 from vaelab.pixels import BINARIZERS
+from vaelab.training.adam import adam_step
 from vaelab.training.graphs import GraphedStep
 from vaelab.training.stacked import StackedMLP
 from vaelab.training.stacked_grad import HandGradient, hand_gradient_blocker, hand_gradient_pays
@@ -72,6 +73,7 @@ class StackedStep:
         self.optimizer = self._adam(float(_lr(optimizer_states[0], config.lr)))
         self.stacked.load_optimizer_states(
             self.optimizer, [s["state"] if s else None for s in optimizer_states])
+        self.adam_step = adam_step(self.optimizer)
         self.rngs = list(rngs)
         self.generators = [_generator(rng, config.seed, device) for rng in rngs]
         self.binarize = BINARIZERS[config.binarize]
@@ -131,7 +133,7 @@ class StackedStep:
             terms.total.backward()  # type: ignore[no-untyped-call]
         if self.grad_clip is not None:
             self.stacked.clip_grad_norm_(self.grad_clip)
-        self.optimizer.step()
+        self.adam_step()
         return terms.sums.float()
 
     def __call__(self, index: torch.Tensor, kl_weights: Sequence[float]) -> torch.Tensor:

@@ -33,6 +33,7 @@ from vaelab.device import resolve_precision
 from vaelab.models import VAE
 from vaelab.pixels import BINARIZERS
 from vaelab.runs.checkpoint import global_rng_state
+from vaelab.training.adam import adam_step
 from vaelab.training.graphs import GraphedStep
 
 __all__ = ["TrainStep", "batch_sums", "make_optimizer"]
@@ -98,6 +99,7 @@ class TrainStep:
         for group in optimizer.param_groups:
             if "capturable" in group:
                 group["capturable"] = self.use_graphs
+        self.adam_step = adam_step(optimizer)  # optimizer.step, minus its Python on the CPU
         self.train_model: Callable[..., Any] = model  # what the forward pass calls
         self.forward: Callable[..., tuple[torch.Tensor, torch.Tensor]] = self._forward
         if config.compile:
@@ -133,7 +135,7 @@ class TrainStep:
         loss.backward()  # type: ignore[no-untyped-call]
         if self.config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.optimizer.step()
+        self.adam_step()
         return sums
 
     def gather(
