@@ -4,7 +4,7 @@
 replays the record backwards. For a chain of linear layers with ReLU or tanh, a Bernoulli
 decoder and a Gaussian posterior the backward pass is short enough to write down, and doing so
 saves autograd's bookkeeping and one allocation per gradient: every gradient is written with
-``out=`` into the parameter's ``.grad``. On a small CPU that makes a one-model step 3-14 %
+``out=`` into the parameter's ``.grad``. On a small CPU that makes a one-model step 3-17 %
 faster (docs/speed.md). The elementwise derivatives are the ones autograd uses
 (``threshold_backward``, ``tanh_backward``, sigmoid minus target), and the tests hold the two
 to float64 rounding.
