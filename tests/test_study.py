@@ -76,17 +76,23 @@ def _mtimes(study: Path) -> dict[str, int]:
             for p in sorted(study.glob("z*/*.safetensors"))}
 
 
+def _quick_study(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest,
+                 name: str, *flags: str) -> Path:
+    """`vaelab study --quick FLAGS` on the CPU, its classifier cached across test runs."""
+    study = tmp_path_factory.mktemp("study") / name
+    cache = request.config.cache.mkdir("vaelab-classifiers")
+    code = main(["study", "--quick", *flags, "--device", "cpu", "--out", str(study),
+                 "--classifier-dir", str(cache)])
+    assert code == 0
+    return study
+
+
 @pytest.fixture(scope="module")
 def quick_study(tmp_path_factory: pytest.TempPathFactory,
                 request: pytest.FixtureRequest) -> Iterator[Path]:
     """`vaelab study --quick`, reduced to one epoch at batch 128 so the suite stays short."""
-    study = tmp_path_factory.mktemp("study") / "quick"
-    cache = request.config.cache.mkdir("vaelab-classifiers")
-    code = main(["study", "--quick", "--epochs", "1", "--batch-size", "128", "--device", "cpu",
-                 "--prior-samples", str(PRIOR_SAMPLES), "--out", str(study),
-                 "--classifier-dir", str(cache)])
-    assert code == 0
-    yield study
+    yield _quick_study(tmp_path_factory, request, "quick", "--epochs", "1", "--batch-size",
+                       "128", "--prior-samples", str(PRIOR_SAMPLES))
 
 
 @pytest.mark.slow
@@ -215,13 +221,8 @@ def test_report_opens_in_chromium_with_a_clean_console(quick_study: Path,
 def two_seed_study(tmp_path_factory: pytest.TempPathFactory,
                    request: pytest.FixtureRequest) -> Iterator[Path]:
     """Two seeds of z_dims 1 and 2, tiny settings: the report's uncertainty in a few seconds."""
-    study = tmp_path_factory.mktemp("study") / "seeds"
-    cache = request.config.cache.mkdir("vaelab-classifiers")
-    code = main(["study", "--quick", "--z-dims", "1,2", "--seeds", "2", "--epochs", "1",
-                 "--batch-size", "512", "--prior-samples", "500", "--device", "cpu",
-                 "--out", str(study), "--classifier-dir", str(cache)])
-    assert code == 0
-    yield study
+    yield _quick_study(tmp_path_factory, request, "seeds", "--z-dims", "1,2", "--seeds", "2",
+                       "--epochs", "1", "--batch-size", "512", "--prior-samples", "500")
 
 
 @pytest.mark.slow

@@ -39,6 +39,12 @@ def _step(t: Table) -> tuple[int, int, float, float, float]:
             t.mean("kl", b) - t.mean("kl", a), t.mean("recon_bce", a) - t.mean("recon_bce", b))
 
 
+def _changes(kl_rise: float, bce_fall: float) -> str:
+    """How the KL and the reconstruction BCE change from a to b, signed."""
+    return (f"the KL changes by {kl_rise:+.2f} nats and the reconstruction BCE by "
+            f"{-bce_fall:+.2f} nats")
+
+
 def _has_step(t: Table) -> bool:
     found = unused_step(t)
     return found is not None and found[0] is not None
@@ -190,9 +196,8 @@ def _added_idle(t: Table) -> str:
     a, b, _, kl_rise, bce_fall = _step(t)
     return (f"At z_dim = {b}, {count(t.mean('active_units', b))} of {b} units are active; "
             f"from z_dim = {a} to {b} no more units become active "
-            f"({count(t.mean('active_units', a))} → {count(t.mean('active_units', b))}), the "
-            f"KL changes by {kl_rise:+.2f} nats and the reconstruction BCE by {-bce_fall:+.2f} "
-            "nats: the added dimensions carry almost no information.")
+            f"({count(t.mean('active_units', a))} → {count(t.mean('active_units', b))}), "
+            f"{_changes(kl_rise, bce_fall)}: the added dimensions carry almost no information.")
 
 
 @rule("added_units_mixed", _SECTION,
@@ -202,9 +207,9 @@ def _added_mixed(t: Table) -> str:
     a, b, _, kl_rise, bce_fall = _step(t)
     return (f"At z_dim = {b}, {count(t.mean('active_units', b))} of {b} units are active; "
             f"from z_dim = {a} to {b} the active units go from "
-            f"{count(t.mean('active_units', a))} to {count(t.mean('active_units', b))}, the "
-            f"KL changes by {kl_rise:+.2f} nats and the reconstruction BCE by {-bce_fall:+.2f} "
-            "nats; these numbers alone do not show whether the added dimensions are used.")
+            f"{count(t.mean('active_units', a))} to {count(t.mean('active_units', b))}, "
+            f"{_changes(kl_rise, bce_fall)}; these numbers alone do not show whether the added "
+            "dimensions are used.")
 
 
 @rule("grey_pixels", _SECTION, "the runs were trained on grey levels (binarize = none)",
