@@ -113,9 +113,9 @@ def _data(dataset: str, data_dir: str | None) -> tuple[torch.Tensor, torch.Tenso
 
 
 def single(images: torch.Tensor, labels: torch.Tensor, batch: int, model: str,
-           autograd: bool) -> Callable[[int], Any]:
+           autograd: bool, z_dim: int = 20) -> Callable[[int], Any]:
     """The step ``fit`` trains one model with (``autograd``: ``TrainStep``, as before)."""
-    config = TrainConfig(model=model, z_dim=20, batch_size=batch, device="cpu")
+    config = TrainConfig(model=model, z_dim=z_dim, batch_size=batch, device="cpu")
     net = create_model(config.model_config())
     step: TrainStep | StackedStep
     if autograd or not stack_of_one(net, config, torch.device("cpu")):
