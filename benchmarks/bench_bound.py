@@ -75,7 +75,7 @@ class Recorded:
 def _product_flop(name: str, args: tuple[Any, ...]) -> int:
     """2 m k n (times the batch of a batched product) of one product call."""
     a, b = (args[1], args[2]) if name in ("addmm", "baddbmm") else (args[0], args[1])
-    return 2 * math.prod(a.shape) * int(b.shape[-1])
+    return int(2 * math.prod(a.shape) * b.shape[-1])
 
 
 class _Recorder(TorchDispatchMode):
