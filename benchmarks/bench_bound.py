@@ -36,11 +36,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from bench_train import matmul_rate
-from profile_step import _data, single, stacked
+from profile_step import ADAM_OPS, PRODUCT_OPS, single, stacked, train_data
 from vaelab.cli.output import format_table
 
-_PRODUCTS = {"mm", "addmm", "bmm", "baddbmm"}
-_ADAM = {"_foreach_add_", "_fused_adam_"}
 STUDY_EPOCHS, STUDY_MINUTES, SHARE_TARGET, STACKING_TARGET = 100, 45.0, 0.65, 2.2
 STUDY_Z_DIMS = (1, 2, 5, 10, 20)
 
@@ -88,10 +86,10 @@ class _Recorder(TorchDispatchMode):
         kwargs = kwargs or {}
         name = func.overloadpacket.__name__
         self.into.ops.append((func, args, kwargs))
-        if name in _PRODUCTS:
+        if name in PRODUCT_OPS:
             self.into.products.append((func, args, kwargs))
             self.into.flop += _product_flop(name, args)
-        elif name in _ADAM:
+        elif name in ADAM_OPS:
             self.into.adam.append((func, args, kwargs))
         return func(*args, **kwargs)
 
@@ -138,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    images, labels = _data(args.dataset, args.data_dir)
+    images, labels = train_data(args.dataset, args.data_dir)
     steps_per_epoch = math.ceil(len(images) / 32)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}, {args.dataset} ({len(images)} training "

@@ -75,7 +75,7 @@ def _timed(run: Any) -> tuple[float, float, list[FitResult]]:
 def _step_timing(args: argparse.Namespace) -> int:
     from vaelab.data import load_splits
     from vaelab.models import create_model
-    from vaelab.training.fit import stack_of_one
+    from vaelab.training.fit import fresh_step
     from vaelab.training.stacked_step import StackedStep
     from vaelab.training.step import TrainStep, make_optimizer
 
@@ -90,10 +90,8 @@ def _step_timing(args: argparse.Namespace) -> int:
     rngs = [{"cpu": torch.Generator().manual_seed(i).get_state()} for i in range(len(models))]
     # fit's step for each model alone: on the CPU in fp32 a stack of one with the written-out
     # gradient, elsewhere TrainStep; and TrainStep (autograd) for comparison.
-    alone_steps: list[Any] = [
-        StackedStep([m], [c], images, [rng], [None]) if stack_of_one(m, c, device)
-        else TrainStep(m, make_optimizer(m, c, device), c, images, labels)
-        for m, c, rng in zip(models, configs, rngs, strict=True)]
+    alone_steps = [fresh_step(m, c, images, labels, rng)
+                   for m, c, rng in zip(models, configs, rngs, strict=True)]
     plain = [create_model(c.model_config()).to(device) for c in configs]
     autograd_steps = [TrainStep(m, make_optimizer(m, c, device), c, images, labels)
                       for m, c in zip(plain, configs, strict=True)]

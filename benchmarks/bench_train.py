@@ -59,9 +59,8 @@ from vaelab.config import TrainConfig
 from vaelab.data import load_splits
 from vaelab.evaluation.elbo import evaluate
 from vaelab.models import create_model
-from vaelab.runs.checkpoint import global_rng_state
 from vaelab.training.epoch import train_epoch
-from vaelab.training.fit import stack_of_one
+from vaelab.training.fit import fresh_step
 from vaelab.training.stacked_step import StackedStep
 from vaelab.training.step import TrainStep, make_optimizer
 
@@ -183,11 +182,11 @@ def vaelab_loop(images: torch.Tensor, labels: torch.Tensor, test: torch.Tensor, 
     model = create_model(config.model_config()).to(device)
     train_images, train_labels = images.to(device), labels.to(device)
     step: TrainStep | StackedStep
-    if stack_of_one(model, config, device) and not autograd:
-        step = StackedStep([model], [config], train_images, [global_rng_state()], [None])
-    else:
+    if autograd:
         step = TrainStep(model, make_optimizer(model, config, device), config, train_images,
                          train_labels, graphs=graphs)
+    else:
+        step = fresh_step(model, config, train_images, train_labels, graphs=graphs)
     test_images = test.to(device)
     count = [0]
 

@@ -32,13 +32,14 @@ from vaelab.cli.output import format_table
 from vaelab.config import TrainConfig
 from vaelab.data import load_splits
 from vaelab.models import create_model
-from vaelab.runs.checkpoint import global_rng_state
-from vaelab.training.fit import stack_of_one
+from vaelab.training.fit import fresh_step
 from vaelab.training.stacked_step import StackedStep
 from vaelab.training.step import TrainStep, make_optimizer
 
-_PRODUCTS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
-_ADAM = {"aten::_fused_adam_", "aten::_foreach_add_", "Optimizer.step#Adam.step"}
+PRODUCT_OPS = ("mm", "addmm", "bmm", "baddbmm")  # the matrix products of a step, by aten name
+ADAM_OPS = ("_foreach_add_", "_fused_adam_")  # Adam's two kernels (adam_step and Adam.step)
+_PRODUCTS = {f"aten::{name}" for name in PRODUCT_OPS}
+_ADAM = {f"aten::{name}" for name in ADAM_OPS} | {"Optimizer.step#Adam.step"}
 _DATA = {"aten::index_select", "aten::div_"}
 _ELEMENTWISE = {"aten::binary_cross_entropy_with_logits", "aten::log_sigmoid_forward",
                 "aten::sigmoid", "aten::exp", "aten::sub", "aten::sub_", "aten::mul",
@@ -107,7 +108,7 @@ def _is_backward(event: Any) -> bool:
     return False
 
 
-def _data(dataset: str, data_dir: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+def train_data(dataset: str, data_dir: str | None) -> tuple[torch.Tensor, torch.Tensor]:
     splits = load_splits(dataset, data_dir)
     return torch.from_numpy(splits.train_images), torch.from_numpy(splits.train_labels).long()
 
@@ -118,11 +119,11 @@ def single(images: torch.Tensor, labels: torch.Tensor, batch: int, model: str,
     config = TrainConfig(model=model, z_dim=z_dim, batch_size=batch, device="cpu")
     net = create_model(config.model_config())
     step: TrainStep | StackedStep
-    if autograd or not stack_of_one(net, config, torch.device("cpu")):
+    if autograd:
         step = TrainStep(net, make_optimizer(net, config, torch.device("cpu")), config, images,
                          labels)
     else:
-        step = StackedStep([net], [config], images, [global_rng_state()], [None])
+        step = fresh_step(net, config, images, labels)
     order = torch.randperm(len(images))
     per_epoch = len(images) // batch
     return lambda i: step(order[(i % per_epoch) * batch:(i % per_epoch + 1) * batch]
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    images, labels = _data(args.dataset, args.data_dir)
+    images, labels = train_data(args.dataset, args.data_dir)
     grad = args.autograd
     cases = [("mlp, batch 128 (one model)", single(images, labels, 128, "mlp", grad), 128),
              ("study stack: seed z_dim 1,2,5,10,20, batch 32",

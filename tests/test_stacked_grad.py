@@ -13,9 +13,11 @@ from conftest import assert_padding_has_zero_gradient
 from vaelab.config import TrainConfig
 from vaelab.models import create_model
 from vaelab.training import RunOptions, fit, fit_many
+from vaelab.training.fit import fresh_step, stack_of_one
 from vaelab.training.stacked import StackedMLP
 from vaelab.training.stacked_grad import HandGradient, hand_gradient_blocker
 from vaelab.training.stacked_step import StackedStep
+from vaelab.training.step import TrainStep
 
 
 def _stack(name: str, z_dims: tuple[int, ...], dtype: torch.dtype) -> StackedMLP:
@@ -118,3 +120,24 @@ def test_fit_trains_a_fully_connected_model_alone_as_a_stack_of_one(
     for pa, pb in zip(alone.model.parameters(), stacked.model.parameters(), strict=True):
         assert torch.equal(pa, pb)
     assert [r["val_loss"] for r in alone.history] == [r["val_loss"] for r in stacked.history]
+
+
+@pytest.mark.parametrize(("changes", "kind"), [
+    ({}, StackedStep),  # fully connected, fp32, CPU: the written-out gradient
+    ({"model": "conv"}, TrainStep),
+    ({"binarize": "dynamic"}, TrainStep),
+])
+def test_fresh_step_is_the_step_fit_chooses(changes: dict[str, Any], kind: type) -> None:
+    config = TrainConfig(**{"model": "mlp", "z_dim": 3, "batch_size": 8, **changes})
+    model = create_model(config.model_config())
+    images = torch.randint(0, 256, (32, 28, 28), dtype=torch.uint8)
+    step = fresh_step(model, config, images, torch.zeros(32, dtype=torch.long))
+    assert type(step) is kind
+    assert stack_of_one(model, config, torch.device("cpu")) == (kind is StackedStep)
+    sums = step(torch.arange(8).unsqueeze(0), [1.0])
+    assert sums.shape[-1] == 3 and torch.isfinite(sums).all()
+
+
+def test_a_compiled_model_is_not_trained_as_a_stack_of_one() -> None:
+    config = TrainConfig(model="mlp", z_dim=3, compile=True)
+    assert not stack_of_one(create_model(config.model_config()), config, torch.device("cpu"))

@@ -20,6 +20,7 @@ from vaelab.config import TrainConfig
 from vaelab.data.tensors import DeviceSplits
 from vaelab.device import resolve_precision
 from vaelab.models import VAE, create_model
+from vaelab.runs.checkpoint import global_rng_state
 from vaelab.runs.layout import RunDir
 from vaelab.training import sharded
 from vaelab.training.lifecycle import FitResult, Member, train_runs
@@ -27,9 +28,9 @@ from vaelab.training.options import RunOptions
 from vaelab.training.stacked import stacking_blocker
 from vaelab.training.stacked_grad import hand_gradient_pays
 from vaelab.training.stacked_step import StackedStep
-from vaelab.training.step import TrainStep
+from vaelab.training.step import TrainStep, make_optimizer
 
-__all__ = ["fit", "fit_many", "stack_key", "stack_of_one"]
+__all__ = ["fit", "fit_many", "fresh_step", "stack_key", "stack_of_one"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,21 @@ def stack_of_one(model: VAE, config: TrainConfig, device: torch.device) -> bool:
     if config.compile or stacking_blocker(model, config) is not None:
         return False
     return hand_gradient_pays(device, resolve_precision(config.precision, device))
+
+
+def fresh_step(model: VAE, config: TrainConfig, images: torch.Tensor, labels: torch.Tensor,
+               rng: dict[str, torch.Tensor] | None = None,
+               graphs: bool | None = None) -> TrainStep | StackedStep:
+    """The step ``fit`` trains a fresh ``model`` with on ``images``' device (for benchmarks).
+
+    ``rng``: the random state its noise starts from (default: the global one, as ``fit``);
+    ``graphs``: CUDA graphs for a ``TrainStep`` (None: its default).
+    """
+    device = images.device
+    if stack_of_one(model, config, device):
+        return StackedStep([model], [config], images, [rng or global_rng_state()], [None])
+    return TrainStep(model, make_optimizer(model, config, device), config, images, labels,
+                     graphs=graphs)
 
 
 def fit(config: TrainConfig, options: RunOptions | None = None) -> FitResult:
