@@ -3,7 +3,8 @@
 A run directory holds ``config.json`` (the resolved training config), ``metrics.jsonl`` (one JSON
 record per finished epoch), ``last.safetensors`` (everything needed to resume),
 ``best.safetensors`` (the weights with the lowest validation loss), the pictures, ``train.lock``
-while a training owns it, ``evaluation.json`` once ``vaelab evaluate`` has measured it, and
+while a training owns it, ``evaluation.json`` once ``vaelab evaluate`` has measured it,
+``provenance.json`` (where the run's model code and data came from, one section each), and
 ``tensorboard/`` when that tracker is on. Everything else asks
 ``RunDir`` for these paths; every file is written atomically (a temp file, fsync, rename).
 """
@@ -27,7 +28,7 @@ from vaelab.runs.atomic import (
 from vaelab.runs.lock import LOCK_NAME, RunLock
 
 __all__ = ["BEST", "CONFIG", "DIGITS", "EVALUATION", "LAST", "LOSS_CURVES", "METRICS", "PICTURES",
-           "RECONSTRUCTIONS", "SAMPLES", "TENSORBOARD", "RunDir", "digit_samples"]
+           "PROVENANCE", "RECONSTRUCTIONS", "SAMPLES", "TENSORBOARD", "RunDir", "digit_samples"]
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -35,6 +36,7 @@ LAST = "last.safetensors"
 BEST = "best.safetensors"
 TENSORBOARD = "tensorboard"
 EVALUATION = "evaluation.json"
+PROVENANCE = "provenance.json"
 # The pictures a finished run holds; loss_curves.png is written last, so its presence marks a run
 # whose training and pictures are complete.
 RECONSTRUCTIONS, SAMPLES, LOSS_CURVES = "reconstructions.png", "samples.png", "loss_curves.png"
@@ -88,6 +90,10 @@ class RunDir:
     def evaluation(self) -> Path:
         return self.path / EVALUATION
 
+    @property
+    def provenance(self) -> Path:
+        return self.path / PROVENANCE
+
     def picture(self, name: str) -> Path:
         return self.path / name
 
@@ -111,7 +117,8 @@ class RunDir:
 
     def files_to_share(self) -> list[Path]:
         """What another process needs to continue this run (checkpoints, config, metrics)."""
-        return [p for p in (self.config, self.metrics, self.last, self.best) if p.is_file()]
+        return [p for p in (self.config, self.provenance, self.metrics, self.last, self.best)
+                if p.is_file()]
 
     def artifacts(self) -> list[Path]:
         """The files a tracker uploads: config, metrics and pictures."""
@@ -161,6 +168,25 @@ class RunDir:
         except (OSError, ValueError):
             raise VaelabError(f"{self.evaluation} is not readable JSON") from None
         return data if isinstance(data, dict) else {}
+
+    def record_provenance(self, section: str, value: dict[str, Any]) -> None:
+        """Keep where one part of the run came from (e.g. "model", "data") in provenance.json."""
+        sections = self.read_provenance()
+        sections[section] = value
+        atomic_write_json(self.provenance, sections)
+
+    def read_provenance(self) -> dict[str, Any]:
+        """provenance.json by section ({} for a run that records none, as older runs)."""
+        try:
+            data = json.loads(self.provenance.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError):
+            raise VaelabError(f"{self.provenance} is not readable JSON; restore it or train "
+                              "again") from None
+        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+            raise VaelabError(f"{self.provenance} does not hold provenance sections")
+        return data
 
     def write_metrics(self, history: Sequence[dict[str, Any]]) -> None:
         atomic_write_text(self.metrics, "".join(json.dumps(r) + "\n" for r in history))
