@@ -49,6 +49,7 @@ class DatasetSpec:
     sha256: dict[str, str]  # file kind -> SHA-256 of the decompressed content
     mirrors: tuple[str, ...] = ()  # base URLs tried in order by `vaelab data download`
     class_names: tuple[str, ...] = tuple(str(d) for d in range(10))  # label -> readable name
+    class_noun: str = "class"  # what one class is called in prose: "digit" for MNIST
     shipped: bool = False  # a copy lives inside the package
     licence: str = ""  # credit shown by `vaelab data list`
 
@@ -77,6 +78,7 @@ dataset_registry.add(
             "test_labels": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
         },
         mirrors=_MNIST_MIRRORS,
+        class_noun="digit",
         licence=_MNIST_LICENCE,
     ),
 )
@@ -92,6 +94,7 @@ dataset_registry.add(
             "test_labels": "7b098e5f6a3065807cebeabf36fb1724a8aff19f2673ac08b4923e0e8c715bce",
         },
         shipped=True,
+        class_noun="digit",
         licence=_MNIST_LICENCE,
     ),
 )
@@ -216,6 +219,17 @@ class Splits:
     test_images: np.ndarray
     test_labels: np.ndarray
     class_names: tuple[str, ...] = field(default_factory=tuple)
+    class_noun: str = "class"  # what one class is called in prose: "digit" for MNIST
+
+    @property
+    def labelled(self) -> bool:
+        """Whether the images carry labels (the classifier-based measures need them)."""
+        return True
+
+    @property
+    def content_id(self) -> str:
+        """A name for caches of things learnt from this data (the digit classifier)."""
+        return self.name
 
     def split(self, which: str) -> tuple[np.ndarray, np.ndarray]:
         if which not in ("train", "val", "test"):
@@ -255,4 +269,5 @@ def load_splits(
         test_images=arrays["test_images"],
         test_labels=arrays["test_labels"],
         class_names=dataset_registry.get(name).class_names,
+        class_noun=dataset_registry.get(name).class_noun,
     )
