@@ -15,7 +15,9 @@ def register(sub: Any) -> None:
         "explore", help="write explorer.html: sliders, a latent map and the decoder, in one page",
         description="Write one self-contained HTML page (no server, no network) that decodes "
         "latent vectors live: a slider per latent dimension, a map of the test set's latent "
-        "means, interpolation between test images and, for z_dim 1 and 2, the decoded manifold.")
+        "means, interpolation between test images and, for z_dim 1 and 2, the decoded manifold. "
+        "A decoder the page cannot run (a layer it has no code for) is replaced by decodings "
+        "precomputed on a grid over the map, and the page says so.")
     parser.add_argument("run_dir", metavar="RUN_DIR")
     parser.add_argument("--out", default=None, help="HTML path (default RUN_DIR/explorer.html)")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
