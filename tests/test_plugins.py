@@ -380,6 +380,10 @@ def test_a_run_records_its_plugin_and_loads_with_it(
     err = capsys.readouterr().err
     assert "trains with autograd" in err and "not a plain fully connected VAE" in err
     assert main(["sample", str(run.path), "--plugin", str(plugin)]) == 0
+    assert main(["train", "--resume", str(run.path), "--epochs", "3", "--plugin",
+                 str(plugin)]) == 0
+    assert len(run.read_metrics()) == 3
+    capsys.readouterr()
     # A new process without the plugin is told which flag supplies it.
     plugins_module._loaded.clear()
     model_registry.discard("mine")
@@ -401,3 +405,42 @@ def test_old_checkpoints_load_as_before() -> None:
     checkpoint = read_checkpoint(old)
     assert checkpoint.model_origin is None
     assert build_model(checkpoint).config.name == "seed"
+
+
+@pytest.mark.slow
+def test_the_python_api_with_a_plugin_in_new_processes(tmp_path: Path) -> None:
+    """load_plugin, fit, load, evaluate, the likelihood and the explorer, from Python."""
+    plugin = write_plugin(tmp_path, "mine.py", _minimal("mine"))
+    run = tmp_path / "run"
+    code = f"""
+import vaelab, vaelab.models
+vaelab.models.load_plugin({str(plugin)!r})
+config = vaelab.TrainConfig(model="mine", z_dim=2, epochs=1, val_size=200, device="cpu",
+                            out={str(run)!r})
+vaelab.fit(config)
+"""
+    trained = _fresh(code, [], tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    measure = f"""
+import json, torch, vaelab, vaelab.models
+from vaelab.data import load_splits
+from vaelab.evaluation.likelihood import estimate_nll
+from vaelab.explore import write_explorer
+try:
+    vaelab.load({str(run)!r})
+except vaelab.VaelabError as exc:
+    refused = str(exc)
+vaelab.models.load_plugin({str(plugin)!r})
+loaded = vaelab.load({str(run)!r})
+images = torch.from_numpy(load_splits("mnist-sample").test_images[:300])
+metrics = vaelab.evaluate(loaded.model, images)
+nll = estimate_nll(loaded.model, images, samples=5, seed=0)
+page = write_explorer({str(run)!r})
+print(json.dumps({{"refused": refused, "neg_elbo": metrics["neg_elbo"], "nll": nll.nll,
+                  "kind": page.decoder_kind}}))
+"""
+    done = _fresh(measure, [], tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert "comes from the plugin file" in result["refused"]
+    assert 0 < result["nll"] < result["neg_elbo"] + 5 and result["kind"] == "layers"
