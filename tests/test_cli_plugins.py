@@ -1,7 +1,7 @@
 """The --plugin flag (vaelab.cli.plugins) and an installed plugin, end to end on the command line.
 
 An installed package (a real .dist-info with entry_points.txt on a temporary PYTHONPATH, found
-through importlib.metadata) goes through train (with TensorBoard) → evaluate --nll → study →
+through importlib.metadata) goes through train → evaluate --nll → study →
 report → explore, each in a new process and with no flag; the page falls back to precomputed
 decodings because its decoder uses LeakyReLU. docs/your-own.md's test does the same for a
 plugin file (tests/test_your_own.py). Every command that builds or loads a model takes --plugin.
@@ -72,23 +72,17 @@ def _vaelab(argv: list[str], cwd: Path, site: Path) -> subprocess.CompletedProce
 @pytest.mark.slow
 def test_an_installed_plugin_goes_through_every_command(tmp_path: Path,
                                                         request: pytest.FixtureRequest) -> None:
-    pytest.importorskip("tensorboard")
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     site = write_plugin_package(tmp_path / "site", "vaelab_test_leaky", LEAKY,
                                 dist="leaky-vae", version="0.3")
     cache = request.config.cache.mkdir("vaelab-classifiers")  # shared with tests/test_study.py
     short = ["--epochs", "1", "--val-size", "500"]  # one epoch of mnist-sample: the suite's time
-    trained = _vaelab(["train", "--model", "leaky", "--z-dim", "2", *short, "--tracker",
-                       "tensorboard", "--out", "runs/leaky"], tmp_path, site)
+    trained = _vaelab(["train", "--model", "leaky", "--z-dim", "2", *short, "--out",
+                       "runs/leaky"], tmp_path, site)
     assert "trains with autograd" in trained.stderr
     run = tmp_path / "runs" / "leaky"
     assert json.loads((run / "provenance.json").read_text())["model"] == {
         "kind": "module", "module": "vaelab_test_leaky.vae", "distribution": "leaky-vae",
         "version": "0.3", "entry_point": "minimal = vaelab_test_leaky.vae"}
-    events = EventAccumulator(str(run / "tensorboard"))
-    events.Reload()
-    assert events.Tags()["scalars"] and events.Tags()["images"]  # the curves and the grids
 
     scored = json.loads(_vaelab(["evaluate", "runs/leaky", "--nll", "--samples", "10",
                                  "--limit", "500", "--json"], tmp_path, site).stdout)
@@ -108,6 +102,25 @@ def test_an_installed_plugin_goes_through_every_command(tmp_path: Path,
     page = (run / "explorer.html").read_text()
     data = json.loads(page.split('type="application/json">', 1)[1].split("</script>", 1)[0])
     assert data["decoder"]["kind"] == "grid" and data["decoder"]["max_abs_error"] < 2.5e-3
+
+
+def test_tensorboard_logs_a_plugin_model(tmp_path: Path, train_args: list[str],
+                                         plugin_registry: None) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from vaelab.trackers.tensorboard import scalar_tag
+
+    plugin = write_plugin(tmp_path, "leaky.py", LEAKY)
+    assert main(["train", "--plugin", str(plugin), "--model", "leaky", "--tracker",
+                 "tensorboard", *train_args]) == 0
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    assert events.Tags()["images"]  # the picture grids, decoded by the plugin's model
+    losses = [event.value for event in events.Scalars(scalar_tag("val_loss"))]
+    history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text()
+               .splitlines()]
+    assert losses == pytest.approx([r["val_loss"] for r in history])  # one per epoch
 
 
 def test_a_study_of_a_broken_model_writes_nothing(
