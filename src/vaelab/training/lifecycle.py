@@ -133,7 +133,7 @@ def _open_member(config: TrainConfig, resume: bool, device: torch.device,
     run.remove_stale_temps()
     torch.manual_seed(config.seed)
     model = create_model(config.model_config()).to(device)
-    check_model_on(model, data)  # draws no random numbers: the run's noise is unchanged
+    check_model_on(model, data)  # its random draws are undone: the run's noise is unchanged
     # The noise of a run continues the global stream from here, as if nothing else drew.
     rng = {"cpu": torch.get_rng_state()}
     if device.type == "cuda":
