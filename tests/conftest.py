@@ -158,3 +158,50 @@ def stop_after(steps: int) -> Callable[[], bool]:
         return taken["n"] >= steps
 
     return stop
+
+
+# --- models of a user's own (plugins) ---------------------------------------------------------
+
+@pytest.fixture
+def plugin_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The model registry and the loaded plugins as they were before the test, afterwards."""
+    import sys
+
+    from vaelab.models import plugins
+    from vaelab.models.registry import model_registry
+
+    monkeypatch.setattr(model_registry, "_entries", dict(model_registry._entries))
+    monkeypatch.setattr(plugins, "_loaded", {})
+    monkeypatch.setattr(plugins, "_warned", set())
+    modules = set(sys.modules)
+    yield
+    for name in set(sys.modules) - modules:
+        if name.startswith(("_vaelab_plugin_", "vaelab_test_")):
+            del sys.modules[name]
+
+
+def write_plugin(folder: Path, name: str, source: str) -> Path:
+    """A plugin file ``name`` in ``folder`` holding ``source`` (dedented)."""
+    import textwrap
+
+    path = folder / name
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def write_plugin_package(root: Path, module: str, source: str, dist: str = "vaelab-test-pkg",
+                         version: str = "1.2.3", entry: str = "minimal") -> Path:
+    """An installed package on folder ``root``: ``module``/vae.py holding ``source``, and a real
+    ``.dist-info`` whose entry_points.txt declares ``module.vae`` in the group vaelab.models.
+    Put ``root`` on sys.path (or PYTHONPATH) and importlib.metadata finds it."""
+    package = root / module
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    write_plugin(package, "vae.py", source)
+    info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[vaelab.models]\n{entry} = {module}.vae\n")
+    (info / "top_level.txt").write_text(f"{module}\n")
+    (info / "RECORD").write_text("")
+    return root

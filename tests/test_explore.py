@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -13,14 +14,16 @@ from torch import nn
 
 from vaelab.cli.main import main
 from vaelab.config import TrainConfig
+from vaelab.data import load_splits
 from vaelab.errors import VaelabError
 from vaelab.explore.build import explorer_payload
 from vaelab.explore.export import decode_tensor, encode_tensor, export_decoder, run_layers
-from vaelab.explore.latents import PRIOR_SIGMAS, summarise_latents
+from vaelab.explore.latents import PRIOR_SIGMAS, latent_means, summarise_latents
 from vaelab.explore.page import render_page
 from vaelab.models import VAE, ModelConfig, create_model
 from vaelab.models.registry import ModelEntry, model_registry
 from vaelab.runs.checkpoint import save_checkpoint
+from vaelab.runs.rebuild import load_run
 from vaelab.training import RunOptions, fit
 
 EXPLORABLE = ("seed", "mlp", "conv")
@@ -191,21 +194,72 @@ def test_cli_refuses_a_run_without_checkpoint(tmp_path: Path,
     assert not (tmp_path / "empty" / "explorer.html").exists()
 
 
-def test_cli_refuses_an_unsupported_model(
-    tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def _saved_run(tmp_path: Path, cls: type[VAE], name: str, z_dim: int, tiny_dataset: str,
+               tiny_dataset_dir: Path) -> Path:
+    """An untrained ``cls`` saved as a run directory under the registered name ``name``."""
+    run = tmp_path / name
+    run.mkdir()
+    torch.manual_seed(0)
+    model = cls(ModelConfig(name=name, z_dim=z_dim))
+    config = TrainConfig(model=name, z_dim=z_dim, dataset=tiny_dataset,
+                         data_dir=str(tiny_dataset_dir), out=str(run))
+    (run / "config.json").write_text(json.dumps(config.to_dict()))
+    save_checkpoint(run / "best.safetensors", model, config)
+    return run
+
+
+def _page_data(page: Path) -> dict:
+    return json.loads(page.read_text().split('type="application/json">', 1)[1]
+                      .split("</script>", 1)[0])
+
+
+@pytest.mark.parametrize("z_dim", [1, 2, 5])
+def test_a_decoder_the_page_cannot_run_is_decoded_on_a_grid(
+    tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, z_dim: int,
 ) -> None:
-    model_registry._entries["leaky-test"] = ModelEntry(_LeakyDecoderVAE, "test model")
-    try:
-        run = tmp_path / "run"
-        run.mkdir()
-        model = _LeakyDecoderVAE(ModelConfig(name="leaky-test", z_dim=2))
-        config = TrainConfig(model="leaky-test", z_dim=2, dataset=tiny_dataset,
-                             data_dir=str(tiny_dataset_dir), out=str(run))
-        (run / "config.json").write_text(json.dumps(config.to_dict()))
-        save_checkpoint(run / "best.safetensors", model, config)
-        assert main(["explore", str(run)]) == 2
-    finally:
-        model_registry._entries.pop("leaky-test", None)
+    from vaelab.explore.grid import GRID_STEPS, STRIP_STEPS, grid_latents
+    from vaelab.explore.latents import summarise_latents
+
+    monkeypatch.setitem(model_registry._entries, "leaky-test",
+                        ModelEntry(_LeakyDecoderVAE, "test model"))
+    run = _saved_run(tmp_path, _LeakyDecoderVAE, "leaky-test", z_dim, tiny_dataset,
+                     tiny_dataset_dir)
+    assert main(["explore", str(run), "--points", "50"]) == 0
+    captured = capsys.readouterr()
+    # The CLI says which path it took, on one line, and what the page holds.
+    assert captured.err.count("\n") == 1 and "LeakyReLU" in captured.err
+    assert "precomputed" in captured.err and "precomputed on the map" in captured.out
+    decoder = _page_data(run / "explorer.html")["decoder"]
+    assert decoder["kind"] == "grid" and "LeakyReLU" in decoder["reason"]
+    steps = (STRIP_STEPS, 1) if z_dim == 1 else (GRID_STEPS, GRID_STEPS)
+    assert tuple(decoder["grid"]["steps"]) == steps
+    images = np.frombuffer(base64.b64decode(decoder["grid"]["images"]), np.uint8)
+    images = images.reshape(steps[0] * steps[1], 784)
+    # Each stored image is PyTorch's decoding of its cell's centre, rounded to 8 bits.
+    loaded = load_run(run)
+    payload = _page_data(run / "explorer.html")["latents"]
+    means = latent_means(loaded.model, load_splits(tiny_dataset, str(tiny_dataset_dir))
+                         .test_images)
+    labels = load_splits(tiny_dataset, str(tiny_dataset_dir)).test_labels
+    summary = summarise_latents(means, labels, 50)
+    assert list(summary.map_extent) == pytest.approx(decoder["grid"]["extent"])
+    assert payload["map_extent"] == pytest.approx(decoder["grid"]["extent"])
+    z = torch.from_numpy(grid_latents(summary, steps)).float()
+    with torch.no_grad():
+        expected = loaded.model.decode_probs(z).reshape(len(z), -1).numpy()
+    assert np.abs(images / 255.0 - expected).max() <= 0.5 / 255 + 1e-6
+    assert decoder["max_abs_error"] <= 0.5 / 255 + 1e-6
+
+
+def test_cli_refuses_a_conditional_model_it_cannot_run(
+    tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(model_registry._entries, "cond-test",
+                        ModelEntry(_ConditionalVAE, "test model"))
+    run = _saved_run(tmp_path, _ConditionalVAE, "cond-test", 2, tiny_dataset, tiny_dataset_dir)
+    assert main(["explore", str(run)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "LeakyReLU" in err and "cannot be explored" in err
+    assert err.count("\n") == 1 and "conditional" in err and "cannot be explored" in err
     assert not (run / "explorer.html").exists()

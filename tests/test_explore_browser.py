@@ -6,6 +6,7 @@ test-artifacts/ at desktop and phone width.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,10 +15,13 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from conftest import REPO, make_digits, write_idx
 from vaelab.config import TrainConfig
 from vaelab.explore import write_explorer
+from vaelab.models import VAE, ModelConfig
+from vaelab.models.registry import ModelEntry, model_registry
 from vaelab.runs.rebuild import load_run
 from vaelab.training import RunOptions, fit
 
@@ -298,4 +302,124 @@ def test_decodes_per_second_is_measured(runs: dict[str, Path], open_page: Any) -
     watched = open_page(runs["seed"] / "explorer.html")
     result = watched.page.evaluate("vaelabExplorer.benchmark(300)")
     assert result["decodes"] > 0 and result["perSecond"] > 0
+    watched.assert_clean()
+
+
+# --- a decoder the page cannot run: decodings precomputed on a grid --------------------------
+
+class _LeakyVAE(VAE):
+    """A user's kind of model: its decoder uses LeakyReLU, which the page has no code for."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.LeakyReLU(),
+                                     nn.Linear(64, 2 * config.z_dim))
+        self.decoder = nn.Sequential(nn.Linear(config.z_dim, 64), nn.LeakyReLU(),
+                                     nn.Linear(64, 784), nn.Unflatten(1, (1, 28, 28)))
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        return mu, logvar
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = self.decoder(z)
+        return logits
+
+
+@pytest.fixture(scope="module")
+def grid_runs(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """One-epoch runs of the LeakyReLU model at z_dim 2 (the map is the latent plane) and 5
+    (a PCA plane), each with its grid page."""
+    model_registry._entries["leaky-grid"] = ModelEntry(_LeakyVAE, "test model")
+    out = tmp_path_factory.mktemp("grid-runs")
+    made = {}
+    for z_dim in (2, 5):
+        run = out / f"leaky-{z_dim}"
+        fit(TrainConfig(model="leaky-grid", z_dim=z_dim, dataset=DATASET,
+                        data_dir=str(data_root), epochs=1, batch_size=100, device="cpu",
+                        out=str(run)), RunOptions(pictures=False))
+        assert write_explorer(run, data_dir=str(data_root)).decoder_kind == "grid"
+        made[z_dim] = run
+    yield made
+    model_registry._entries.pop("leaky-grid", None)
+
+
+def _grid(run: Path) -> tuple[dict[str, Any], np.ndarray]:
+    text = (run / "explorer.html").read_text()
+    data = json.loads(text.split('type="application/json">', 1)[1].split("</script>", 1)[0])
+    return data, np.array(data["decoder"]["grid"]["steps"])
+
+
+@pytest.mark.parametrize("z_dim", [2, 5])
+def test_grid_page_shows_pytorchs_decodings(grid_runs: dict, open_page: Any, z_dim: int) -> None:
+    from vaelab.explore.grid import grid_latents
+    from vaelab.explore.latents import LatentSummary
+
+    run = grid_runs[z_dim]
+    data, steps = _grid(run)
+    latents = data["latents"]
+    # The grid's cell centres, from the page's own map: each decodes to PyTorch's image.
+    summary = LatentSummary(np.zeros((1, z_dim)), np.zeros(1), latents["map_kind"],
+                            np.zeros((1, 2)), np.array(latents["map_mean"]),
+                            np.array(latents["map_basis"]), [],
+                            tuple(data["decoder"]["grid"]["extent"]), np.zeros(z_dim),
+                            np.zeros(z_dim), np.zeros(z_dim), np.zeros(z_dim))
+    centres = grid_latents(summary, tuple(steps))[:: 97]
+    model = load_run(run).model
+    with torch.no_grad():
+        expected = model.decode_probs(torch.from_numpy(centres).float()).reshape(
+            len(centres), -1).numpy()
+    watched = open_page(run / "explorer.html")
+    page = watched.page
+    got = np.array([page.evaluate("z => vaelabExplorer.decode(z)", row)
+                    for row in centres.tolist()])
+    assert np.abs(got - expected).max() <= 0.5 / 255 + 1e-6
+    info = page.text_content("#model-info")
+    assert "cannot run the model's decoder" in info and "LeakyReLU" in info
+    assert f"{steps[0]} × {steps[1]}" in info
+    # The option shows the grid behind the map, whatever the latent size.
+    plain = page.locator("#map").screenshot()
+    page.check("#manifold")
+    assert page.locator("#map").screenshot() != plain
+    watched.assert_clean()
+
+
+def test_grid_page_stays_on_the_map_plane_beyond_two_dims(grid_runs: dict,
+                                                          open_page: Any) -> None:
+    watched = open_page(grid_runs[5] / "explorer.html")
+    page = watched.page
+    # No slider and no prior draw can leave the plane the grid covers.
+    assert page.locator("input[type=range]").count() == 5
+    assert all(page.locator(f"#z{d}").is_disabled() for d in range(1, 6))
+    assert page.locator("#random").is_hidden()
+    # Dragging on the map changes the image; the latent shown is the grid point decoded.
+    box = page.locator("#map").bounding_box()
+    start = watched.pixels()
+    page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.5)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.3)
+    page.mouse.up()
+    assert watched.pixels() != start
+    z = page.evaluate("vaelabExplorer.latent()")
+    assert np.array(page.evaluate("z => vaelabExplorer.decode(z)", z)) * 255 == pytest.approx(
+        np.array(watched.pixels()), abs=1.0)
+    # Two picked points still give an interpolation strip.
+    for index in (0, 1):
+        x, y = page.evaluate(f"vaelabExplorer.pointPosition({index})")
+        page.mouse.click(box["x"] + x, box["y"] + y)
+    assert page.locator("#strip button").count() == 10
+    assert "nearest" in page.text_content("#interpolation-caption")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "explorer-grid-desktop.png"), full_page=True)
+    watched.assert_clean()
+
+
+def test_grid_page_sliders_work_in_two_dims(grid_runs: dict, open_page: Any) -> None:
+    watched = open_page(grid_runs[2] / "explorer.html")
+    page = watched.page
+    before = watched.pixels()
+    page.focus("#z1")
+    page.keyboard.press("End")
+    assert watched.pixels() != before
+    page.click("#random")  # z_dim 2: the grid covers the prior's ±5, so draws are shown
     watched.assert_clean()

@@ -349,7 +349,7 @@ def test_an_unreachable_mlflow_server_warns_once_and_the_run_is_complete(
     run = tmp_path / "run"
     assert {p.name for p in run.iterdir()} == {
         "config.json", "metrics.jsonl", "last.safetensors", "best.safetensors",
-        "reconstructions.png", "samples.png", "loss_curves.png", "tensorboard"}
+        "reconstructions.png", "samples.png", "loss_curves.png", "tensorboard", "provenance.json"}
     history = _history(run)
     assert [r["epoch"] for r in history] == [1, 2]
     _assert_mirrors(_events(run), history)  # the other tracker logged every epoch

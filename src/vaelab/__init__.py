@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from vaelab.runs.rebuild import LoadedRun
     from vaelab.study.config import StudyConfig
     from vaelab.study.run import build_report, run_study
-    from vaelab.training import RunOptions, fit
+    from vaelab.training.fit import fit
+    from vaelab.training.options import RunOptions
 
 __version__ = "0.2.0"
 __all__ = [

@@ -8,6 +8,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
+from vaelab.cli.plugins import add_plugin_arguments
 from vaelab.cli.trackers import add_tracker_arguments, check_trackers
 from vaelab.errors import VaelabError
 from vaelab.settings import SEED
@@ -60,6 +61,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     add_tracker_arguments(parser, "also log the test metrics into the run's tracker record: "
                           "mlflow (found by the run directory it was trained in)")
+    add_plugin_arguments(parser)
     parser.set_defaults(handler=run)
 
 

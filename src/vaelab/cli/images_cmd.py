@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from vaelab.cli.plugins import add_plugin_arguments
 from vaelab.errors import VaelabError
 from vaelab.runs.layout import DIGITS, RECONSTRUCTIONS, SAMPLES, RunDir, digit_samples
 from vaelab.settings import SEED
@@ -21,6 +22,7 @@ def register(sub: Any) -> None:
     rec.add_argument("--n", type=int, default=100, help="number of images (default 100)")
     rec.add_argument("--out", default=None, help="PNG path (default RUN_DIR/reconstructions.png)")
     rec.add_argument("--data-dir", default=None)
+    add_plugin_arguments(rec)
     rec.set_defaults(handler=reconstruct)
     sam = sub.add_parser("sample", help="decode draws from the prior into a PNG grid",
                          description="Decode prior draws into a PNG grid. For a conditional model "
@@ -36,6 +38,7 @@ def register(sub: Any) -> None:
                      "(default 8)")
     sam.add_argument("--out", default=None, help="PNG path (default RUN_DIR/samples.png, "
                      "samples_digit<D>.png with --digit, digits.png for the digit x style grid)")
+    add_plugin_arguments(sam)
     sam.set_defaults(handler=sample)
 
 

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from vaelab import __version__
+from vaelab.cli.plugins import load_plugins
 from vaelab.errors import VaelabError
+from vaelab.notice import NOTICE_LOGGER
 from vaelab.settings import SettingError
 
 __all__ = ["COMMANDS", "build_parser", "console_main", "main"]
@@ -52,6 +54,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _NoticeHandler(logging.Handler):
+    """The library's notices (``vaelab.notice``) as ``vaelab: MESSAGE`` on the current stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        kind = "warning: " if record.levelno >= logging.WARNING else ""
+        print(f"vaelab: {kind}{record.getMessage()}", file=sys.stderr)
+
+
+def _show_notices() -> None:
+    notices = logging.getLogger(NOTICE_LOGGER)
+    notices.setLevel(logging.INFO)
+    notices.propagate = False  # shown once, with or without --verbose
+    if not any(isinstance(h, _NoticeHandler) for h in notices.handlers):
+        notices.addHandler(_NoticeHandler())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -60,7 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    _show_notices()
     try:
+        load_plugins(args)  # before the command: its models are registered like vaelab's
         return int(args.handler(args) or 0)
     except SettingError as exc:  # a setting out of range: name it as the flag the user typed
         print(f"vaelab: error: {exc.flag_message()}", file=sys.stderr)

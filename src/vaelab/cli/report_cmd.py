@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from vaelab.cli.plugins import add_plugin_arguments
+
 __all__ = ["register"]
 
 
@@ -20,6 +22,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--figures-to", metavar="DIR", default=None,
                         help="also copy the report's figures into DIR as compact PNGs of the "
                         "same pixel size (for a README)")
+    add_plugin_arguments(parser)
     parser.set_defaults(handler=run)
 
 

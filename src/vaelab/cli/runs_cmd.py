@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from vaelab.cli.plugins import add_plugin_arguments
 from vaelab.errors import VaelabError
 from vaelab.runs.inventory import COLUMNS
 
@@ -31,6 +32,7 @@ def register(sub: Any) -> None:
                         "value come last")
     parser.add_argument("--out", default=None, metavar="PNG",
                         help="with compare: where to write the curves (default curves.png)")
+    add_plugin_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -91,7 +93,23 @@ def _list(root: Path, sort: str, as_json: bool) -> int:
             print(f"{r.run}: {r.problem}")
         if r.holder:
             print(f"{r.run}: in use by {r.holder}")
+        missing = _missing_model(r)
+        if missing:
+            print(missing)
     return 0
+
+
+def _missing_model(row: Any) -> str | None:
+    """Which plugin a run's model needs, when none of those loaded registers it."""
+    from vaelab.models.plugins import MissingPluginError, require_model
+
+    if row.model is None:
+        return None
+    try:
+        require_model(row.model, row.model_origin, row.run)
+    except MissingPluginError as exc:
+        return str(exc)
+    return None
 
 
 def _compare(targets: list[str], out: Path) -> int:

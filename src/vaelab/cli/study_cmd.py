@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from vaelab.cli.plugins import add_plugin_arguments
 from vaelab.cli.trackers import add_tracker_arguments, check_trackers
 
 __all__ = ["register"]
@@ -30,6 +31,7 @@ def register(sub: Any) -> None:
     shown = {k: v for k, v in STUDY_TRAIN.to_dict().items() if v is not None}
     add_setting_arguments(parser, TrainConfig, exclude=("out", "z_dim"), defaults=shown)
     add_tracker_arguments(parser)
+    add_plugin_arguments(parser)
     parser.set_defaults(handler=run)
 
 

@@ -7,6 +7,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from vaelab.cli.plugins import add_plugin_arguments
 from vaelab.cli.trackers import add_tracker_arguments, check_trackers
 from vaelab.config import add_config_arguments, config_from_args
 
@@ -25,6 +26,7 @@ def register(sub: Any) -> None:
                             "saves a checkpoint that --resume continues exactly.")
     add_config_arguments(parser)
     add_tracker_arguments(parser)
+    add_plugin_arguments(parser)
     parser.add_argument("--resume", metavar="RUN_DIR", default=None,
                         help="continue the run in RUN_DIR from its last checkpoint "
                         "(flags such as --epochs may extend it)")
@@ -34,11 +36,13 @@ def register(sub: Any) -> None:
 def _resume_config(args: argparse.Namespace) -> Any:
 
     from vaelab.config import TrainConfig
+    from vaelab.models.plugins import require_model
     from vaelab.runs.checkpoint import read_checkpoint
     from vaelab.runs.layout import RunDir
     from vaelab.settings import given_settings
 
     ckpt = read_checkpoint(RunDir(args.resume).last)
+    require_model(ckpt.model_config.name, ckpt.model_origin, str(ckpt.path))
     overrides = given_settings(args, TrainConfig)
     merged = {**ckpt.config.to_dict(), **overrides, "out": args.resume}
     return TrainConfig.from_dict(merged, source="--resume")
@@ -54,7 +58,7 @@ def _check_names(config: Any) -> None:
                                  ("--dataset", config.dataset, dataset_registry)):
         if name not in registry:
             raise VaelabError(f"{flag}: unknown {registry.kind} {name!r}; choose one of "
-                              f"{', '.join(registry.names())}")
+                              f"{', '.join(registry.names())}{registry.hint}")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ __all__ = [
     "ENCODINGS",
     "SUPPORTED_OPS",
     "DecoderExport",
+    "UnsupportedDecoder",
     "decode_tensor",
     "encode_tensor",
     "export_decoder",
@@ -210,9 +211,17 @@ def _decode_module(model: VAE) -> torch.nn.Module:
     return Decode()
 
 
+class UnsupportedDecoder(VaelabError):
+    """A decoder the page cannot run; ``what`` names the operation (or shape) in question."""
+
+    def __init__(self, model_name: str, what: str) -> None:
+        self.what = what
+        super().__init__(f"model {model_name!r} cannot be explored: its decoder uses {what}; "
+                         f"the explorer runs decoders built from {SUPPORTED_OPS}")
+
+
 def _unsupported(model_name: str, what: str) -> VaelabError:
-    return VaelabError(f"model {model_name!r} cannot be explored: its decoder uses {what}; "
-                       f"the explorer runs decoders built from {SUPPORTED_OPS}")
+    return UnsupportedDecoder(model_name, what)
 
 
 def _trace(model: VAE) -> Any:
@@ -227,7 +236,7 @@ def _trace(model: VAE) -> Any:
         graph_module = torch.fx.symbolic_trace(_decode_module(model))
         device = next(model.parameters()).device
         ShapeProp(graph_module).propagate(torch.zeros(2, model.z_dim, device=device))
-    except VaelabError:
+    except UnsupportedDecoder:
         raise
     except Exception as exc:  # tracing raises many types; any means "not a plain decoder"
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -237,7 +246,8 @@ def _trace(model: VAE) -> Any:
 
 def _describe(node: Any, graph_module: Any) -> str:
     if node.op == "call_module":
-        return f"{type(graph_module.get_submodule(node.target)).__name__} ({node.target})"
+        where = str(node.target).removeprefix("vae.")  # the traced wrapper's own attribute
+        return f"{type(graph_module.get_submodule(node.target)).__name__} ({where})"
     if node.op == "call_function":
         return getattr(node.target, "__name__", str(node.target))
     return f".{node.target}()"

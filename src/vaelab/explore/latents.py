@@ -16,10 +16,12 @@ import numpy as np
 if TYPE_CHECKING:
     from vaelab.models import VAE
 
-__all__ = ["PRIOR_SIGMAS", "LatentSummary", "latent_means", "pca_plane", "summarise_latents"]
+__all__ = ["MAP_PADDING", "PRIOR_SIGMAS", "LatentSummary", "latent_means", "map_extent",
+           "pca_plane", "summarise_latents"]
 
 PRIOR_SIGMAS = 3.0  # the sliders mark the prior N(0, 1) at ± this many standard deviations
 MANIFOLD_LIMIT = 5.0  # the decoded manifold spans [-5, 5] in each latent dimension (z_dim ≤ 2)
+MAP_PADDING = 0.05  # the map shows this share of its points' range beyond them on each side
 
 
 def latent_means(model: VAE, images_u8: np.ndarray, binarize: str = "none",
@@ -62,6 +64,7 @@ class LatentSummary:
     map_mean: np.ndarray  # (z_dim,) latent vector at the map's origin
     map_basis: np.ndarray  # (2, z_dim) map axes in latent space: z = mean + coords @ basis
     explained: list[float]  # variance ratio of each PCA axis (empty for the other kinds)
+    map_extent: tuple[float, float, float, float]  # x0, x1, y0, y1 of the map, map coordinates
     slider_low: np.ndarray  # (z_dim,) slider ends: the data's range joined with the prior's ±3σ
     slider_high: np.ndarray
     data_low: np.ndarray  # (z_dim,) 1st and 99th percentiles of the means over the test set
@@ -72,6 +75,7 @@ class LatentSummary:
         return {
             "n": len(self.labels), "map_kind": self.map_kind,
             "map_mean": _rounded(self.map_mean), "map_basis": _rounded(self.map_basis),
+            "map_extent": [float(v) for v in self.map_extent],
             "explained": [round(v, 4) for v in self.explained],
             "slider_low": _rounded(self.slider_low), "slider_high": _rounded(self.slider_high),
             "data_low": _rounded(self.data_low), "data_high": _rounded(self.data_high),
@@ -82,6 +86,21 @@ class LatentSummary:
 
 def _rounded(array: np.ndarray) -> Any:
     return np.round(np.asarray(array, np.float64), 5).tolist()
+
+
+def map_extent(coords: np.ndarray, kind: str) -> tuple[float, float, float, float]:
+    """The map's x0, x1, y0, y1: its points with some padding, and where the decoded manifold
+    is shown (z_dim 1 and 2) at least [-5, 5]. A strip map's rows are labels (y is the page's)."""
+    x0, y0 = coords.min(axis=0)
+    x1, y1 = coords.max(axis=0)
+    pad_x = MAP_PADDING * (x1 - x0 or 1.0)
+    pad_y = MAP_PADDING * (y1 - y0 or 1.0)
+    x0, x1, y0, y1 = x0 - pad_x, x1 + pad_x, y0 - pad_y, y1 + pad_y
+    if kind != "pca":
+        x0, x1 = min(x0, -MANIFOLD_LIMIT), max(x1, MANIFOLD_LIMIT)
+    if kind == "dims":
+        y0, y1 = min(y0, -MANIFOLD_LIMIT), max(y1, MANIFOLD_LIMIT)
+    return float(x0), float(x1), float(y0), float(y1)
 
 
 def summarise_latents(all_means: np.ndarray, labels: np.ndarray, n_points: int) -> LatentSummary:
@@ -104,4 +123,4 @@ def summarise_latents(all_means: np.ndarray, labels: np.ndarray, n_points: int) 
     low = np.floor(np.minimum(all_means.min(axis=0), -PRIOR_SIGMAS) * 10) / 10
     high = np.ceil(np.maximum(all_means.max(axis=0), PRIOR_SIGMAS) * 10) / 10
     return LatentSummary(shown, shown_labels, kind, coords, mean, basis, explained,
-                         low, high, data_low, data_high)
+                         map_extent(coords, kind), low, high, data_low, data_high)

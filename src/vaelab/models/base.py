@@ -8,8 +8,10 @@ all of them with the loss terms. Images are float tensors (B, 1, 28, 28) with va
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import NamedTuple
+import functools
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -32,14 +34,46 @@ class VAEOutput(NamedTuple):
     kl: torch.Tensor  # (B,) KL(q(z | x) || p(z)) in nats
 
 
+def _takes_one_input(method: Callable[..., Any]) -> bool:
+    """Whether ``method(self, x)`` has room for no second argument (the label)."""
+    try:
+        parameters = list(inspect.signature(method).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    variadic = any(p.kind is p.VAR_POSITIONAL for p in parameters)
+    return len(positional) == 1 and not variadic
+
+
+def _ignoring_label(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def adapted(self: VAE, first: torch.Tensor, y: torch.Tensor | None = None) -> Any:
+        return method(self, first)
+
+    return adapted
+
+
 class VAE(nn.Module):
-    """Base class: subclasses build ``encoder``/``decoder`` pieces and implement the two maps."""
+    """Base class: subclasses build ``encoder``/``decoder`` pieces and implement the two maps.
+
+    vaelab calls ``encode(x, y)`` and ``decode(z, y)``; a model that is not conditional may
+    write them as ``encode(self, x)`` and ``decode(self, z)``, and the label is left out.
+    """
 
     conditional = False  # True when encode/decode take the label y
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.conditional:
+            return
+        for name in ("encode", "decode"):
+            method = cls.__dict__.get(name)
+            if callable(method) and _takes_one_input(method):
+                setattr(cls, name, _ignoring_label(method))
 
     @property
     def z_dim(self) -> int:

@@ -3,7 +3,9 @@
 ``last.safetensors`` holds the model, optimizer and RNG state for resuming and
 ``best.safetensors`` the weights with the lowest validation loss (the file names belong to
 ``vaelab.runs.layout``). Every safetensors file carries its model config in its JSON header,
-so one file is enough to rebuild its model. Nothing is ever unpickled.
+and where the model's code came from (``model_origin``: vaelab, or the plugin that supplies
+it), so one file is enough to rebuild its model or to say which plugin it needs. Nothing is
+ever unpickled.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from safetensors.torch import load, save
 
 from vaelab.config import TrainConfig
 from vaelab.errors import VaelabError
-from vaelab.models import VAE, ModelConfig
+from vaelab.models import VAE, ModelConfig, model_registry
 from vaelab.runs.atomic import atomic_write_bytes
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "TrainState",
     "checkpoint_bytes",
     "global_rng_state",
+    "model_origin",
     "read_checkpoint",
     "read_header",
     "save_checkpoint",
@@ -121,6 +124,14 @@ def global_rng_state() -> dict[str, torch.Tensor]:
     return states
 
 
+def model_origin(name: str) -> dict[str, str] | None:
+    """Where the registered model ``name`` came from, as recorded (None: not registered)."""
+    from vaelab.models.plugins import origin_of
+
+    entry = model_registry.entries(discover=False).get(name)
+    return origin_of(entry).to_dict() if entry is not None else None
+
+
 def save_checkpoint(
     path: str | os.PathLike[str],
     model: VAE,
@@ -140,6 +151,9 @@ def save_checkpoint(
         "config": json.dumps(config.to_dict()),
         "model_config": json.dumps(model.config.to_dict()),
     }
+    origin = model_origin(model.config.name)
+    if origin is not None:
+        metadata["model_origin"] = json.dumps(origin)
     if state is not None:
         metadata["state"] = state.to_json()
     if optimizer is not None:
@@ -164,6 +178,16 @@ class Checkpoint:
     state: TrainState | None
     optimizer_state: dict[str, Any] | None
     rng: dict[str, torch.Tensor]
+    model_origin: dict[str, Any] | None = None  # where the model's code came from, as recorded
+
+
+def _recorded_origin(metadata: dict[str, str]) -> dict[str, Any] | None:
+    """The header's model_origin; only ever read for messages, so a malformed one is None."""
+    try:
+        origin = json.loads(metadata.get("model_origin", "null"))
+    except (ValueError, RecursionError):
+        return None
+    return origin if isinstance(origin, dict) else None
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
@@ -211,7 +235,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
             f"{config.z_dim} but its model config {model_config.name!r} with z_dim="
             f"{model_config.z_dim}; use another checkpoint")
     return Checkpoint(path, config, model_config, groups["model"], state, optimizer_state,
-                      groups["rng"])
+                      groups["rng"], _recorded_origin(metadata))
 
 
 def read_header(path: str | os.PathLike[str]) -> tuple[TrainConfig, TrainState | None]:

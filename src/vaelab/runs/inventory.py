@@ -9,6 +9,7 @@ read, never the weights, and nothing is written. Importing this module does not 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Iterator, Mapping
@@ -60,6 +61,7 @@ class RunSummary:
     seconds: float | None = None
     problem: str | None = None  # why a corrupt run could not be read
     holder: str | None = None  # who holds a locked run
+    model_origin: dict[str, Any] | None = None  # where its model came from (provenance.json)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,6 +149,8 @@ def summarise(path: Path, root: Path | None = None) -> RunSummary:
                 row.epochs_done, row.best_val = state.epoch, state.best_val
             done = state is not None and state.epoch >= row.epochs_planned
             row.status = "finished" if done else "interrupted"
+        with contextlib.suppress(VaelabError):  # only a hint for `vaelab runs`: never fatal
+            row.model_origin = run.read_provenance().get("model")
         evaluated = run.read_evaluations()
         test = evaluated.get("test/best") or evaluated.get("test/last") or {}
         if isinstance(test, Mapping):

@@ -4,6 +4,11 @@
 is built on the meta device first, so a checkpoint whose config claims an enormous model is
 refused by its shapes before anything is allocated, and an optimizer state that cannot resume
 the model is refused with one line.
+
+A model from a plugin is built only when that plugin was loaded (``--plugin``) or installed: a
+checkpoint that names a model nobody registered is refused with a line naming the plugin it
+records, and nothing it names is imported. A plugin model is run once on a few images after
+loading, so a plugin that changed since training and no longer keeps the contract is one line.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ import torch
 
 from vaelab.config import TrainConfig
 from vaelab.errors import VaelabError
-from vaelab.models import VAE, create_model
+from vaelab.models import VAE, create_model, model_registry
+from vaelab.models.base import eval_mode
+from vaelab.models.contract import check_behaviour, is_builtin
+from vaelab.models.plugins import require_model
 from vaelab.runs.checkpoint import Checkpoint, read_checkpoint
 from vaelab.runs.layout import RunDir
 
@@ -25,20 +33,27 @@ __all__ = ["LoadedRun", "build_model", "load_run"]
 
 _ADAM_FLAGS = {"amsgrad", "maximize", "foreach", "capturable", "differentiable", "fused",
                "decoupled_weight_decay"}  # booleans (or None) in Adam's parameter group
+_CHECK_IMAGES = 4  # images a plugin model is run on after loading
 
 
-def build_model(checkpoint: Checkpoint, device: str | torch.device = "cpu") -> VAE:
+def build_model(checkpoint: Checkpoint, device: str | torch.device = "cpu",
+                recorded_origin: dict[str, object] | None = None) -> VAE:
     """A model of the checkpoint's architecture with its weights, or a clear error.
 
     The architecture is first built on the meta device (no memory), so a config claiming an
     enormous model is refused by comparing shapes before anything is allocated.
+    ``recorded_origin`` is where the run says its model came from, when the checkpoint's
+    header does not say (checkpoints record it since vaelab 0.2).
     """
+    name = checkpoint.model_config.name
+    require_model(name, checkpoint.model_origin or recorded_origin, str(checkpoint.path))
+    builtin = is_builtin(model_registry.get(name))
     try:
         with torch.device("meta"):
             skeleton = create_model(checkpoint.model_config)
     except VaelabError as exc:
-        raise VaelabError(f"{checkpoint.path}: {exc}; it was written by another vaelab "
-                          "version or another tool") from None
+        why = "; it was written by another vaelab version or another tool" if builtin else ""
+        raise VaelabError(f"{checkpoint.path}: {exc}{why}") from None
     except (ValueError, TypeError, RuntimeError, KeyError, IndexError) as exc:
         raise VaelabError(f"{checkpoint.path}: its model config cannot be built ({exc}); "
                           "use another checkpoint") from None
@@ -63,7 +78,24 @@ def build_model(checkpoint: Checkpoint, device: str | torch.device = "cpu") -> V
         _check_optimizer(checkpoint, [p.shape for p in skeleton.parameters()])
     model = create_model(checkpoint.model_config)
     model.load_state_dict(got)
-    return model.to(device)
+    model = model.to(device)
+    if not builtin:
+        _check_loaded(model, checkpoint)
+    return model
+
+
+def _check_loaded(model: VAE, checkpoint: Checkpoint) -> None:
+    """A plugin model, run on a few random images: today's plugin code must still fit."""
+    device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand((_CHECK_IMAGES, *model.config.image_shape), generator=generator).to(device)
+    y = torch.zeros(_CHECK_IMAGES, dtype=torch.long, device=device)
+    try:
+        with eval_mode(model):
+            check_behaviour(model, x, y, gradients=False)
+    except VaelabError as exc:
+        raise VaelabError(f"{checkpoint.path}: its model {model.config.name!r} does not keep "
+                          f"vaelab's model contract with today's plugin code: {exc}") from None
 
 
 def _check_optimizer(checkpoint: Checkpoint, shapes: list[torch.Size]) -> None:
@@ -120,6 +152,15 @@ def _check_run_config(run: RunDir, checkpoint: Checkpoint) -> None:
         )
 
 
+def _recorded_origin(run: RunDir) -> dict[str, object] | None:
+    """provenance.json's word on the model's origin; an unreadable file only loses the hint."""
+    try:
+        origin = run.read_provenance().get("model")
+    except VaelabError:
+        return None
+    return origin if isinstance(origin, dict) else None
+
+
 @dataclass
 class LoadedRun:
     """A trained model rebuilt from a run directory."""
@@ -143,6 +184,6 @@ def load_run(run_dir: str | os.PathLike[str], which: str = "best",
                           "finished vaelab run directory")
     checkpoint = read_checkpoint(path)
     _check_run_config(run, checkpoint)
-    model = build_model(checkpoint, device)
+    model = build_model(checkpoint, device, _recorded_origin(run))
     model.eval()
     return LoadedRun(run.path, model, checkpoint.config, checkpoint)

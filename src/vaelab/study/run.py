@@ -88,6 +88,23 @@ def _save_study_config(config: StudyConfig) -> None:
     atomic_write_json(path, config.to_dict())
 
 
+# Random images the sweep's model is run on before the study writes anything.
+_CHECK_IMAGES = 8
+
+
+def _check_model(config: StudyConfig) -> None:
+    """The sweep's model keeps the model contract: a bad plugin fails before anything is
+    written (each run is checked again on its own data before it trains)."""
+    from vaelab.models import create_model
+    from vaelab.models.contract import check_behaviour
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = create_model(config.run_configs()[0].model_config())
+        x = torch.rand(_CHECK_IMAGES, *model.config.image_shape)
+        check_behaviour(model, x, torch.arange(_CHECK_IMAGES) % model.config.num_classes)
+
+
 def run_study(
     config: StudyConfig,
     options: RunOptions | None = None,
@@ -95,6 +112,7 @@ def run_study(
 ) -> ReportPaths:
     """Train what is not trained yet, then measure every model and write the report."""
     say = notify or (lambda message: None)
+    _check_model(config)
     _save_study_config(config)
     device = resolve_device(config.train.device)
     options = options or RunOptions()

@@ -19,7 +19,8 @@ import torch
 from vaelab.config import TrainConfig
 from vaelab.data.tensors import DeviceSplits
 from vaelab.device import resolve_precision
-from vaelab.models import VAE, create_model
+from vaelab.models import VAE, create_model, model_registry
+from vaelab.notice import notice
 from vaelab.runs.checkpoint import global_rng_state
 from vaelab.runs.layout import RunDir
 from vaelab.training import sharded
@@ -45,11 +46,28 @@ def stack_key(config: TrainConfig) -> tuple[Any, ...]:
     return tuple(getattr(config, name) for name in _SHARED)
 
 
+def _say_path(model: VAE, config: TrainConfig, device: torch.device) -> None:
+    """For a plugin model on a device where the written-out gradient would pay: say that the
+    model takes autograd's path instead, and why."""
+    from vaelab.models.contract import is_builtin
+
+    entry = model_registry.entries(discover=False).get(config.model)
+    if entry is None or is_builtin(entry) or config.compile:
+        return
+    if not hand_gradient_pays(device, resolve_precision(config.precision, device)):
+        return
+    reason = stacking_blocker(model, config) or "it is trained alone"
+    notice("%s: %s, so it trains with autograd (the eager step), not with the written-out "
+           "gradient that only vaelab's fully connected VAEs have; the objective and the "
+           "optimiser are the same", config.out, reason)
+
+
 def _single_step(members: list[Member], data: DeviceSplits) -> TrainStep | StackedStep:
     """A stack of one where the written-out gradient pays (fp32 on the CPU), else TrainStep."""
     member = members[0]
     if stack_of_one(member.model, member.config, data.train_images.device):
         return StackedStep.for_members(members, data)
+    _say_path(member.model, member.config, data.train_images.device)
     optimizer = member.restore_optimizer()
     member.restore_global_rng()
     return TrainStep(member.model, optimizer, member.config, data.train_images,

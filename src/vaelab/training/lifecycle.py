@@ -24,9 +24,11 @@ from vaelab.device import resolve_device
 from vaelab.errors import VaelabError
 from vaelab.evaluation.elbo import evaluate
 from vaelab.models import VAE, create_model
+from vaelab.models.contract import check_behaviour
 from vaelab.runs.checkpoint import (
     TrainState,
     checkpoint_bytes,
+    model_origin,
     read_checkpoint,
     save_checkpoint,
 )
@@ -38,8 +40,8 @@ from vaelab.training.schedule import steps_per_epoch
 from vaelab.training.step import make_optimizer
 from vaelab.training.tracking import RunTrackers, open_trackers
 
-__all__ = ["FitResult", "Member", "TrainingInterrupted", "check_distinct", "check_run_dirs",
-           "train_runs"]
+__all__ = ["CHECK_IMAGES", "FitResult", "Member", "TrainingInterrupted", "check_distinct",
+           "check_model_on", "check_run_dirs", "train_runs"]
 
 _TERMS = ("loss", "recon", "kl")
 
@@ -109,12 +111,29 @@ def check_run_dirs(configs: Sequence[TrainConfig], resumes: Sequence[bool]) -> N
                               f"--resume {run}` or choose another --out")
 
 
-def _open_member(config: TrainConfig, resume: bool, device: torch.device) -> Member:
-    """Build (or resume) one run's model and state; the run directory is already locked."""
+# Images of the first training batch a new model is checked on before it trains.
+CHECK_IMAGES = 32
+
+
+def check_model_on(model: VAE, data: DeviceSplits) -> None:
+    """The model contract (``vaelab.models.contract``) on the first training images."""
+    images = data.train_images[:CHECK_IMAGES]
+    x = images.unsqueeze(1).to(torch.float32).div(255.0)
+    check_behaviour(model, x, data.train_labels[:CHECK_IMAGES].long())
+
+
+def _open_member(config: TrainConfig, resume: bool, device: torch.device,
+                 data: DeviceSplits) -> Member:
+    """Build (or resume) one run's model and state; the run directory is already locked.
+
+    The model is checked against the contract before anything is written, so a model that
+    breaks it leaves the run directory as it was.
+    """
     run = RunDir(config.out)
     run.remove_stale_temps()
     torch.manual_seed(config.seed)
     model = create_model(config.model_config()).to(device)
+    check_model_on(model, data)  # its random draws are undone: the run's noise is unchanged
     # The noise of a run continues the global stream from here, as if nothing else drew.
     rng = {"cpu": torch.get_rng_state()}
     if device.type == "cuda":
@@ -128,6 +147,9 @@ def _open_member(config: TrainConfig, resume: bool, device: torch.device) -> Mem
         model = build_model(ckpt, device)
         state, optimizer_state, rng = ckpt.state, ckpt.optimizer_state, dict(ckpt.rng)
     run.write_config(config.to_dict())
+    origin = model_origin(config.model)
+    if origin is not None:
+        run.record_provenance("model", origin)
     run.write_metrics(state.history)
     return Member(config, run, model, state, optimizer_state, rng)
 
@@ -152,7 +174,7 @@ def train_runs(configs: Sequence[TrainConfig], options: RunOptions,
         config = configs[0]
         device = resolve_device(config.device)
         data = device_splits(config.dataset, config.data_dir, config.val_size, device)
-        members = [_open_member(run_config, again, device)
+        members = [_open_member(run_config, again, device, data)
                    for run_config, again in zip(configs, resumes, strict=True)]
         step = make_step(members, data)
         # Trackers are told even when nothing is left to train: a run stopped after its last

@@ -1,6 +1,7 @@
 // vaelab latent-space explorer: runs the embedded decoder in plain JavaScript.
-// The data block holds the decoder as a list of layers (weights in base64), the test set's
-// latent means with their labels, and the map's axes in latent space.
+// The data block holds the decoder as a list of layers (weights in base64), or, for a decoder
+// the page cannot run, its decodings precomputed on a grid over the map; the test set's latent
+// means with their labels; and the map's axes in latent space.
 "use strict";
 
 (function () {
@@ -166,7 +167,42 @@
     };
   }
 
-  const decode = buildDecoder(DATA.decoder.layers);
+  // A decoder the page cannot run: the decodings at the centres of a grid over the map,
+  // precomputed by PyTorch; a latent vector shows the cell its map position falls in.
+  const GRID = DATA.decoder.kind === "grid" ? DATA.decoder.grid : null;
+  // Beyond two latent dimensions the grid covers only the map's plane, so the page keeps the
+  // latent vector on it: it always shows the decoding of exactly the vector it displays.
+  const ON_PLANE = GRID !== null && Z_DIM > 2;
+
+  function gridCell(z) {
+    const [columns, rows] = GRID.steps;
+    const [x0, x1, y0, y1] = GRID.extent;
+    const [px, py] = latentToMap(z);
+    const clamp = (v, n) => Math.min(n - 1, Math.max(0, Math.floor(v)));
+    const column = clamp((px - x0) / (x1 - x0) * columns, columns);
+    const row = rows === 1 ? 0 : clamp((y1 - py) / (y1 - y0) * rows, rows);  // row 0 is the top
+    return row * columns + column;
+  }
+
+  function gridLatent(cell) {
+    const [columns, rows] = GRID.steps;
+    const [x0, x1, y0, y1] = GRID.extent;
+    const px = x0 + (x1 - x0) * ((cell % columns) + 0.5) / columns;
+    const py = y1 - (y1 - y0) * (Math.floor(cell / columns) + 0.5) / rows;
+    return mapToLatent(px, py);
+  }
+
+  function buildGridDecoder(grid) {
+    const images = base64Bytes(grid.images);
+    const probs = new Float64Array(N_PIXELS);
+    return function decode(z) {
+      const offset = gridCell(z) * N_PIXELS;
+      for (let i = 0; i < N_PIXELS; i++) probs[i] = images[offset + i] / 255;
+      return probs;
+    };
+  }
+
+  const decode = GRID ? buildGridDecoder(GRID) : buildDecoder(DATA.decoder.layers);
 
   // ---- latent data ----------------------------------------------------------------------------
 
@@ -246,6 +282,7 @@
   }
 
   function showSpeed() {
+    if (GRID) return;  // a lookup, not a decoder: nothing to measure
     const ms = timing.total;
     const rate = ms > 0 ? Math.round(1000 / ms) : Infinity;
     document.getElementById("speed").textContent =
@@ -253,7 +290,8 @@
   }
 
   function setLatent(z) {
-    for (let d = 0; d < Z_DIM; d++) state.z[d] = Number(z[d]) || 0;
+    const shown = ON_PLANE ? gridLatent(gridCell(z.map((v) => Number(v) || 0))) : z;
+    for (let d = 0; d < Z_DIM; d++) state.z[d] = Number(shown[d]) || 0;
     render();
   }
 
@@ -298,6 +336,7 @@
       input.step = "0.01";
       input.value = "0";
       input.setAttribute("aria-describedby", "slider-heading");
+      input.disabled = ON_PLANE;  // the grid holds no decodings off the map's plane
       input.addEventListener("input", () => {
         state.z[d] = Number(input.value);
         render();
@@ -327,19 +366,11 @@
   const N_ROWS = classNames.length;
   const MARGIN = 10;  // CSS pixels between the plot area and the canvas edge
 
-  // The map's extent: the points' bounding box, and [-5, 5] where the manifold can be shown.
+  // The map's extent, as vaelab computed it (the points, and [-5, 5] where the manifold can be
+  // shown); a strip map's rows are the labels.
   const extent = (function () {
-    let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
-    for (let i = 0; i < N_POINTS; i++) {
-      x0 = Math.min(x0, coords[2 * i]); x1 = Math.max(x1, coords[2 * i]);
-      y0 = Math.min(y0, coords[2 * i + 1]); y1 = Math.max(y1, coords[2 * i + 1]);
-    }
-    const padX = 0.05 * (x1 - x0 || 1), padY = 0.05 * (y1 - y0 || 1);
-    x0 -= padX; x1 += padX; y0 -= padY; y1 += padY;
-    const limit = L.manifold_limit;
-    if (limit) { x0 = Math.min(x0, -limit); x1 = Math.max(x1, limit); }
-    if (limit && L.map_kind === "dims") { y0 = Math.min(y0, -limit); y1 = Math.max(y1, limit); }
-    if (L.map_kind === "strip") { y0 = -0.5; y1 = N_ROWS - 0.5; }
+    const [x0, x1, y0, y1] = L.map_extent;
+    if (L.map_kind === "strip") return { x0: x0, x1: x1, y0: -0.5, y1: N_ROWS - 0.5 };
     return { x0: x0, x1: x1, y0: y0, y1: y1 };
   })();
 
@@ -376,9 +407,35 @@
     return toPixel(coords[2 * i], y);
   }
 
-  let manifoldTiles = null;  // an offscreen canvas of decoded images over [-5, 5]
+  let manifoldTiles = null;  // an offscreen canvas of decoded images over [-5, 5], or the grid
+
+  // Where the manifold is drawn, in map coordinates: [-5, 5] (or the whole grid).
+  function manifoldBox() {
+    if (GRID) {
+      const [x0, x1, y0, y1] = GRID.extent;
+      return L.map_kind === "strip" ? [x0, extent.y1, x1, extent.y0] : [x0, y1, x1, y0];
+    }
+    const limit = L.manifold_limit;
+    return L.map_kind === "dims" ? [-limit, limit, limit, -limit]
+      : [-limit, extent.y1, limit, extent.y0];
+  }
+
+  function buildGridTiles() {
+    const [columns, rows] = GRID.steps;
+    const tiles = document.createElement("canvas");
+    tiles.width = columns * WIDTH;
+    tiles.height = rows * HEIGHT;
+    const context = tiles.getContext("2d");
+    const image = context.createImageData(WIDTH, HEIGHT);
+    for (let cell = 0; cell < columns * rows; cell++) {
+      paint(image, decode(gridLatent(cell)));
+      context.putImageData(image, (cell % columns) * WIDTH, Math.floor(cell / columns) * HEIGHT);
+    }
+    return tiles;
+  }
 
   function buildManifold() {
+    if (GRID) return buildGridTiles();
     const limit = L.manifold_limit;
     const steps = 15;
     const rows = L.map_kind === "dims" ? steps : 1;
@@ -413,9 +470,9 @@
     const rect = mapCanvas.getBoundingClientRect();
     ctx.clearRect(0, 0, rect.width, rect.height);
     if (state.manifold && manifoldTiles) {
-      const limit = L.manifold_limit;
-      const [left, top] = toPixel(-limit, L.map_kind === "dims" ? limit : extent.y1);
-      const [right, bottom] = toPixel(limit, L.map_kind === "dims" ? -limit : extent.y0);
+      const [bx0, by0, bx1, by1] = manifoldBox();
+      const [left, top] = toPixel(bx0, by0);
+      const [right, bottom] = toPixel(bx1, by1);
       ctx.imageSmoothingEnabled = false;
       ctx.globalAlpha = 0.85;
       ctx.drawImage(manifoldTiles, left, Math.min(top, bottom), right - left, Math.abs(bottom - top));
@@ -540,7 +597,9 @@
     }
     document.getElementById("interpolation-caption").textContent =
       "from " + describe(state.picks[0]) + " to " + describe(state.picks[1]) +
-      ", linear in latent space; choose a frame to load it";
+      ", linear in latent space" +
+      (GRID ? ", each frame the precomputed decoding nearest to it" : "") +
+      "; choose a frame to load it";
     document.getElementById("interpolation").hidden = false;
   }
 
@@ -616,11 +675,15 @@
     setLatent(Array.from({ length: Z_DIM }, standardNormal));
   });
 
-  const manifoldBox = document.getElementById("manifold");
-  if (L.manifold_limit) {
+  const manifoldCheck = document.getElementById("manifold");
+  if (L.manifold_limit || GRID) {
     document.getElementById("manifold-option").hidden = false;
-    manifoldBox.addEventListener("change", () => {
-      state.manifold = manifoldBox.checked;
+    if (GRID) {
+      document.getElementById("manifold-text").textContent =
+        "show the precomputed decodings behind the points";
+    }
+    manifoldCheck.addEventListener("change", () => {
+      state.manifold = manifoldCheck.checked;
       if (state.manifold && !manifoldTiles) manifoldTiles = buildManifold();
       drawMap();
     });
@@ -630,11 +693,26 @@
 
   function fillText() {
     const m = DATA.model, d = DATA.decoder;
-    document.getElementById("model-info").textContent =
-      m.title + " (" + m.run + "/" + m.checkpoint + "). Decoder of " +
-      d.n_weights.toLocaleString("en") + " weights stored as " + d.encoding +
-      ", runs in this page; largest pixel difference from PyTorch: " +
-      d.max_abs_error.toExponential(1) + ".";
+    if (GRID) {
+      const [columns, rows] = GRID.steps;
+      const cells = rows > 1 ? columns + " × " + rows : String(columns);
+      document.getElementById("model-info").textContent =
+        m.title + " (" + m.run + "/" + m.checkpoint + "). This page cannot run the model's " +
+        "decoder (it uses " + d.reason + "), so it holds " + cells + " decodings computed by " +
+        "PyTorch at the centres of a grid over the map" +
+        (ON_PLANE ? ", on the plane of the map's two axes" : "") +
+        ", and shows the one nearest to each point; largest pixel difference from PyTorch at " +
+        "the grid points: " + d.max_abs_error.toExponential(1) + "." +
+        (ON_PLANE ? " The sliders show the latent vector of that grid point." : "");
+      document.getElementById("speed").textContent = "";
+      document.getElementById("random").hidden = ON_PLANE;
+    } else {
+      document.getElementById("model-info").textContent =
+        m.title + " (" + m.run + "/" + m.checkpoint + "). Decoder of " +
+        d.n_weights.toLocaleString("en") + " weights stored as " + d.encoding +
+        ", runs in this page; largest pixel difference from PyTorch: " +
+        d.max_abs_error.toExponential(1) + ".";
+    }
     const captions = {
       dims: "The test set's latent means (z1 across, z2 up), " + N_POINTS + " images.",
       strip: "The test set's latent means (z1 across), one row per label, " + N_POINTS + " images.",
