@@ -22,9 +22,10 @@ from vaelab.models import VAE
 from vaelab.pixels import BINARIZERS
 from vaelab.training.adam import adam_step
 from vaelab.training.graphs import GraphedStep
+from vaelab.training.lr_schedule import graph_safe_lr
 from vaelab.training.stacked import StackedMLP
 from vaelab.training.stacked_grad import HandGradient, hand_gradient_blocker, hand_gradient_pays
-from vaelab.training.step import make_optimizer
+from vaelab.training.step import adam_settings, make_optimizer
 
 if TYPE_CHECKING:
     from vaelab.data.tensors import DeviceSplits
@@ -70,7 +71,7 @@ class StackedStep:
         self.groups = torch.tensor(group_of, device=device) if len(self.seeds) > 1 else None
         self.stacked = StackedMLP(self.models, device)
         self.use_graph = use_graph and device.type == "cuda"
-        self.optimizer = self._adam(float(_lr(optimizer_states[0], config.lr)))
+        self.optimizer = self._adam(config, float(_lr(optimizer_states[0], config.lr)))
         self.stacked.load_optimizer_states(
             self.optimizer, [s["state"] if s else None for s in optimizer_states])
         self.adam_step = adam_step(self.optimizer)
@@ -101,15 +102,19 @@ class StackedStep:
                    [m.rng for m in members], [m.optimizer_state for m in members],
                    use_graph=graphs)
 
-    def _adam(self, lr: float) -> torch.optim.Optimizer:
-        """Adam as ``make_optimizer`` builds it; capturable when the step is a CUDA graph."""
+    def _adam(self, config: Any, lr: float) -> torch.optim.Optimizer:
+        """Adam as ``make_optimizer`` builds it (at ``lr``, where a resumed run stands);
+        capturable when the step is a CUDA graph."""
         params = self.stacked.parameters()
+        settings = {**adam_settings(config), "lr": lr}
         if self.use_graph:
-            return torch.optim.Adam(params, lr=lr, fused=True, capturable=True)
+            optimizer = torch.optim.Adam(params, **settings, fused=True, capturable=True)
+            graph_safe_lr(optimizer, config)
+            return optimizer
         try:
-            return torch.optim.Adam(params, lr=lr, fused=True)
+            return torch.optim.Adam(params, **settings, fused=True)
         except (RuntimeError, TypeError):
-            return torch.optim.Adam(params, lr=lr, foreach=self.device.type != "cpu")
+            return torch.optim.Adam(params, **settings, foreach=self.device.type != "cpu")
 
     # -- one step ------------------------------------------------------------------------
     def _body(self, buffers: _Buffers) -> torch.Tensor:
@@ -170,7 +175,7 @@ class StackedStep:
         single = make_optimizer(model, self.configs[member], self.device)
         groups = single.state_dict()["param_groups"]
         for group in groups:
-            group["lr"] = self.optimizer.param_groups[0]["lr"]
+            group["lr"] = float(self.optimizer.param_groups[0]["lr"])  # a tensor in a graph
         state = self.stacked.optimizer_state(self.optimizer, member)
         single.load_state_dict({"state": state, "param_groups": groups})
         return single
