@@ -52,8 +52,9 @@ class ModelSettings:
 
     z_dim: int = setting(20, "number of latent units", Rule("positive", upper=4096))
     iw_samples: int = setting(
-        1, "importance samples per input in the training objective (iwae, hvae)",
-        Rule("positive", upper=10_000))
+        1, "samples per input in the training objective: K of the importance-weighted bound "
+        "(iwae, hvae, burda2), or the posterior draws whose ELBO terms are averaged (the fully "
+        "connected VAEs: vae, seed, mlp, vamp)", Rule("positive", upper=10_000))
     n_pseudo_inputs: int = setting(
         500, "pseudo-inputs of the VampPrior (vamp)", Rule("positive", upper=100_000))
 

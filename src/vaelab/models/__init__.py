@@ -9,7 +9,7 @@ from vaelab.models.registry import model_registry, register_model
 
 # Importing each architecture module registers its models.
 from vaelab.models import conv, mlp  # noqa: F401  isort: skip
-from vaelab.models import cvae, hvae, iwae, vamp  # noqa: F401  isort: skip
+from vaelab.models import burda2, cvae, hvae, iwae, vamp  # noqa: F401  isort: skip
 
 __all__ = ["VAE", "ModelConfig", "VAEOutput", "create_model", "model_registry", "register_model"]
 
