@@ -125,7 +125,8 @@ def test_fit_trains_a_fully_connected_model_alone_as_a_stack_of_one(
 @pytest.mark.parametrize(("changes", "kind"), [
     ({}, StackedStep),  # fully connected, fp32, CPU: the written-out gradient
     ({"model": "conv"}, TrainStep),
-    ({"binarize": "dynamic"}, TrainStep),
+    ({"binarize": "dynamic"}, StackedStep),  # one model: its binary batch from its generator
+    ({"iw_samples": 2}, TrainStep),
 ])
 def test_fresh_step_is_the_step_fit_chooses(changes: dict[str, Any], kind: type) -> None:
     config = TrainConfig(**{"model": "mlp", "z_dim": 3, "batch_size": 8, **changes})

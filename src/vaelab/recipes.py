@@ -46,6 +46,7 @@ class Recipe:
     summary: str  # one line: model and objective
     settings: Mapping[str, Any]  # TrainConfig fields; the rest keep their defaults
     source: str  # the paper and the table or section the figure comes from
+    cite: str  # the source in a few words, for tables
     published: float | None  # the paper's test NLL in nats (None: no published figure)
     notes: tuple[str, ...] = ()  # where vaelab's run differs from the paper's, or what to know
     nll_samples: int = 5000  # evaluation: importance samples per test image
@@ -70,6 +71,7 @@ def _add(recipe: Recipe) -> None:
 
 
 _BURDA_SOURCE = "Burda, Grosse & Salakhutdinov (2015), Importance Weighted Autoencoders, Table 1"
+_BURDA_CITE = "Burda et al. 2015, Table 1"
 # Section 5 of the paper: all 60,000 training images, binarised anew at every use; Adam with
 # beta1 0.9, beta2 0.999, epsilon 1e-4, batches of 20; 3^i passes at 1e-3 * 10^(-i/7), i = 0..7.
 _BURDA = {"dataset": "mnist", "val_size": 0, "binarize": "dynamic", "z_dim": 50,
@@ -84,16 +86,17 @@ _K_AVERAGED = ("the VAE with k > 1 averages k single-sample ELBO terms (the pape
 for _k, _nll in ((1, 86.76), (5, 86.47), (50, 86.35)):
     _add(Recipe(f"burda-vae-k{_k}", f"VAE, 784-200-200-50 tanh, k = {_k}",
                 {**_BURDA, "model": "vae", "iw_samples": _k}, f"{_BURDA_SOURCE}, VAE k = {_k}",
-                _nll, _BURDA_NOTES + (_K_AVERAGED if _k > 1 else ())))
+                _BURDA_CITE, _nll, _BURDA_NOTES + (_K_AVERAGED if _k > 1 else ())))
 for _k, _nll in ((5, 85.54), (50, 84.78)):
     _add(Recipe(f"burda-iwae-k{_k}", f"IWAE, 784-200-200-50 tanh, k = {_k}",
                 {**_BURDA, "model": "iwae", "iw_samples": _k}, f"{_BURDA_SOURCE}, IWAE k = {_k}",
-                _nll, _BURDA_NOTES))
+                _BURDA_CITE, _nll, _BURDA_NOTES))
 for _name, _k, _nll, _what in (("burda-vae2-k1", 1, 85.33, "VAE"),
                                ("burda-iwae2-k50", 50, 82.90, "IWAE")):
     _add(Recipe(_name, f"{_what}, two stochastic layers 784-100-100-100-50-50-50 tanh, k = {_k}",
                 {**_BURDA, "model": "burda2", "iw_samples": _k},
-                f"{_BURDA_SOURCE}, two stochastic layers, {_what} k = {_k}", _nll, _BURDA_NOTES))
+                f"{_BURDA_SOURCE}, two stochastic layers, {_what} k = {_k}", _BURDA_CITE, _nll,
+                _BURDA_NOTES))
 
 _add(Recipe(
     "vampprior", "VampPrior VAE, one stochastic layer, 500 pseudo-inputs",
@@ -104,19 +107,20 @@ _add(Recipe(
      "z_dim": 40, "n_pseudo_inputs": 500, "batch_size": 100, "lr": 5e-4, "kl_warmup": 100,
      "epochs": 2000},
     "Tomczak & Welling (2018), VAE with a VampPrior, Table 2, VAE (L = 1) + VampPrior",
-    85.57,
+    "Tomczak & Welling 2018, Table 2", 85.57,
     ("the network differs from the paper's: vaelab's vamp has Burda's 200-200 tanh layers; the "
      "paper's has two gated layers of 300 units (z of 40 in both)",
      "the paper stops early (a look-ahead of 50 epochs); vaelab trains every epoch and scores "
-     "the best validation epoch (best.safetensors), which early stopping would have returned "
-     "or bettered"),
+     "the epoch with the best validation loss (best.safetensors), which is the epoch early "
+     "stopping would have returned or one with a lower validation loss"),
     checkpoint="best", pythae="85.79 (pythae's README, against the same 85.57)"))
 
 _add(Recipe(
     "seed-study", "the original study's network (seed), z_dim 20, grey-level pixels",
     {"model": "seed", "dataset": "mnist", "z_dim": 20, "batch_size": 32, "lr": 1e-3,
      "epochs": 100},
-    "the latent-space study this project grew from (docs/study.md), one z_dim", None,
+    "the latent-space study this project grew from (docs/study.md), one z_dim",
+    "docs/study.md", None,
     ("grey-level pixels (binarize none), as the study: its NLL is a cross-entropy, not "
      "comparable with binarised-MNIST likelihoods",)))
 

@@ -60,7 +60,7 @@ def _single_step(members: list[Member], data: DeviceSplits) -> TrainStep | Stack
 
 def stack_of_one(model: VAE, config: TrainConfig, device: torch.device) -> bool:
     """Whether ``fit`` trains this model as a stack of one (written-out gradient) on ``device``."""
-    if config.compile or stacking_blocker(model, config) is not None:
+    if config.compile or stacking_blocker(model, config, alone=True) is not None:
         return False
     return hand_gradient_pays(device, resolve_precision(config.precision, device))
 

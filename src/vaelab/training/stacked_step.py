@@ -78,6 +78,13 @@ class StackedStep:
         self.rngs = list(rngs)
         self.generators = [_generator(rng, config.seed, device) for rng in rngs]
         self.binarize = BINARIZERS[config.binarize]
+        if config.binarize == "dynamic":
+            # One model's batch, drawn from its own generator (whose state its checkpoint
+            # keeps); several models would each need their own binary batch.
+            if len(self.models) > 1:
+                raise ValueError("dynamic binarisation is stacked only for a stack of one")
+            generator = self.generators[0]
+            self.binarize = lambda x: torch.bernoulli(x, generator=generator)
         self.grad_clip = config.grad_clip
         precision = resolve_precision(config.precision, device)
         # Graph replays must not depend on autocast's cache of cast weights.
