@@ -112,8 +112,9 @@ def _plateau(optimizer: Any, config: TrainConfig, steps: int) -> Any:
 
 _register(LrScheduleSpec("constant", "the learning rate --lr throughout", "step", None))
 _register(LrScheduleSpec(
-    "burda", f"Burda et al. (2015): 3^i of every {BURDA_PASSES:,} passes at lr * 10^(-i/7), "
-    f"i = 0 ... {BURDA_STAGES - 1}, laid out over --epochs", "step", _burda, length_bound=True))
+    "burda", f"Burda et al. (2015): 3^i passes at lr * 10^(-i/7), i = 0 ... {BURDA_STAGES - 1} "
+    f"({BURDA_PASSES:,} passes in all), laid out over --epochs", "step", _burda,
+    length_bound=True))
 _register(LrScheduleSpec(
     "cosine", "an optional linear warm-up over --lr-warmup epochs, then a cosine from --lr down "
     "to --lr-min at the last step", "step", _cosine, ("lr_warmup", "lr_min"), length_bound=True))

@@ -169,6 +169,12 @@ class RecipeRun:
             parts.append("the recipe's settings")
         return f"{self.recipe.name} ({'; '.join(parts)})"
 
+    def brief(self) -> str:
+        """The label in a few words, for a table: ``burda-vae-k1 (compressed 20/3280)``."""
+        how = [f"compressed {self.epochs}/{self.recipe.epochs}"] if self.compressed else []
+        how += ["modified"] if self.overrides else []
+        return f"{self.recipe.name} ({', '.join(how) or 'full'})"
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.recipe.name, "source": self.recipe.source,
                 "published_nll": self.recipe.published, "recipe_epochs": self.recipe.epochs,
