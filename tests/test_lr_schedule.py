@@ -213,3 +213,52 @@ def test_state_encoding_round_trips_counters_and_infinities() -> None:
     assert isinstance(decoded["milestones"], Counter)
     assert decoded["best"] == float("inf") and decoded["lr"] == pytest.approx(2e-3)
     assert decoded["nested"] == [{"a": 1}] and decoded["mode"] == "min"
+
+
+def test_the_trackers_are_told_each_epochs_rate(train_args: list[str], tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import (
+        SCALARS,
+        EventAccumulator,
+    )
+
+    from vaelab.cli.main import main
+    from vaelab.trackers.tensorboard import scalar_tag
+
+    assert main(["train", *train_args, "--epochs", "3", "--lr-schedule", "step",
+                 "--lr-step-every", "1", "--lr-gamma", "0.5", "--tracker", "tensorboard"]) == 0
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={SCALARS: 0})
+    events.Reload()
+    logged = [(e.step, e.value) for e in events.Scalars(scalar_tag("lr"))]
+    assert logged == [(1, pytest.approx(1e-3, rel=1e-6)), (2, pytest.approx(5e-4, rel=1e-6)),
+                      (3, pytest.approx(2.5e-4, rel=1e-6))]  # TensorBoard keeps float32
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("stacked", [False, True], ids=["train_step", "stacked"])
+def test_a_cuda_graph_step_follows_the_schedule(stacked: bool, tiny_dataset: str,
+                                                tiny_dataset_dir: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A graph bakes a float rate into its Adam kernel; the schedule's rate is a tensor there,
+    so its cuts reach every replay: the graphed run follows the eager one."""
+    settings = {"device": "cuda", **SCHEDULES["cosine"]}
+
+    def train(folder: str) -> list[Any]:
+        configs = [_config(tiny_dataset, tiny_dataset_dir, tmp_path / folder / f"z{z}",
+                           z_dim=z, **settings) for z in ((2, 4) if stacked else (3,))]
+        if stacked:  # StackedStep, one graph for the two models
+            return fit_many(configs, RunOptions(pictures=False))
+        return [fit(configs[0], RunOptions(pictures=False))]  # TrainStep's graph
+
+    graphed = train("graphed")
+    monkeypatch.setenv("VAELAB_CUDA_GRAPHS", "0")
+    eager = train("eager")
+    for a, b in zip(graphed, eager, strict=True):
+        assert [r["lr"] for r in a.history] == pytest.approx([r["lr"] for r in b.history])
+        for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
+            torch.testing.assert_close(pa, pb, rtol=1e-3, atol=1e-4)
+    # The checkpoint holds the rate as a number (the step held it as a tensor).
+    saved = read_checkpoint(graphed[0].run_dir / "last.safetensors")
+    assert saved.optimizer_state is not None
+    assert isinstance(saved.optimizer_state["param_groups"][0]["lr"], float)
