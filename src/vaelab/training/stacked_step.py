@@ -78,11 +78,15 @@ class StackedStep:
         self.rngs = list(rngs)
         self.generators = [_generator(rng, config.seed, device) for rng in rngs]
         self.binarize = BINARIZERS[config.binarize]
-        if config.binarize == "dynamic":
-            # One model's batch, drawn from its own generator (whose state its checkpoint
-            # keeps); several models would each need their own binary batch.
-            if len(self.models) > 1:
-                raise ValueError("dynamic binarisation is stacked only for a stack of one")
+        # Dynamic binarisation: one model's batch, drawn from its own generator (whose state
+        # its checkpoint keeps) before its noise, in the order TrainStep draws both from the
+        # global generator, so the model sees the numbers it would see there. Several models
+        # would each need their own binary batch; and the draw happens inside the step, which
+        # is then never a CUDA graph (a stack of one trains on the CPU).
+        self.noise_after_pixels = config.binarize == "dynamic"
+        if self.noise_after_pixels:
+            if len(self.models) > 1 or self.use_graph:
+                raise ValueError("dynamic binarisation is stacked only for one model, eagerly")
             generator = self.generators[0]
             self.binarize = lambda x: torch.bernoulli(x, generator=generator)
         self.grad_clip = config.grad_clip
@@ -133,6 +137,8 @@ class StackedStep:
         x.div_(255.0)  # as pixels.to_float, so evaluation sees equal pixels
         if self.binarize is not None:
             x = self.binarize(x)
+        if self.noise_after_pixels:
+            self._draw_noise(buffers)
         for k, noise in enumerate(buffers.noise):
             buffers.eps[k].narrow(1, 0, noise.shape[1]).copy_(noise)
         images = x if self.groups is not None else x[0]
@@ -149,7 +155,8 @@ class StackedStep:
         return terms.sums.float()
 
     def __call__(self, index: torch.Tensor, kl_weights: Sequence[float]) -> torch.Tensor:
-        """Draw each model's noise, run the step on ``images[index]``; the (M, 3) sums."""
+        """Draw each model's noise (after its binary pixels, with dynamic binarisation), run the
+        step on ``images[index]``; the (M, 3) sums."""
         rows = index if index.dim() == 2 else index.unsqueeze(0)
         batch = rows.shape[1]
         buffers = self._buffers.get(batch)
@@ -157,8 +164,8 @@ class StackedStep:
             buffers = _Buffers(self.images, len(self.seeds), self.stacked.z_dims, batch)
             self._buffers[batch] = buffers
         buffers.index.copy_(rows, non_blocking=True)
-        for noise, generator in zip(buffers.noise, self.generators, strict=True):
-            torch.randn(noise.shape, generator=generator, out=noise)
+        if not self.noise_after_pixels:
+            self._draw_noise(buffers)
         if tuple(kl_weights) != self._weights_set:  # changes only during a KL warm-up
             self.kl_weights.copy_(torch.tensor(kl_weights, dtype=self.kl_weights.dtype))
             self._weights_set = tuple(kl_weights)
@@ -169,6 +176,10 @@ class StackedStep:
                 lambda: self._body(buffers), f"the stacked step of batch size {batch}",
                 before_capture=lambda: self.optimizer.zero_grad(set_to_none=True))
         return self._graphs[batch]()
+
+    def _draw_noise(self, buffers: _Buffers) -> None:
+        for noise, generator in zip(buffers.noise, self.generators, strict=True):
+            torch.randn(noise.shape, generator=generator, out=noise)
 
     # -- each member as a model of its own ----------------------------------------------
     def member_model(self, member: int) -> VAE:
