@@ -165,6 +165,9 @@ def test_resuming_with_a_budget_is_refused(train_args: list[str], tmp_path: Path
     code, _, err = _cli(["train", "--resume", str(tmp_path / "run"), "--budget-epochs", "3"],
                         capsys)
     assert code == 2 and err.count("\n") == 1 and "--budget-epochs" in err, err
+    code, _, err = _cli(["train", "--resume", str(tmp_path / "run"), "--recipe", "vampprior"],
+                        capsys)
+    assert code == 2 and err.count("\n") == 1 and "--recipe starts a new run" in err, err
 
 
 def test_vaelab_recipes_lists_them_and_shows_one(capsys: pytest.CaptureFixture[str]) -> None:

@@ -43,6 +43,9 @@ def _resume_config(args: argparse.Namespace) -> Any:
                           "its own (train a new one with --recipe NAME --budget-epochs N)")
     ckpt = read_checkpoint(RunDir(args.resume).last)
     overrides = given_settings(args, TrainConfig)
+    if overrides.get("recipe", ckpt.config.recipe) != ckpt.config.recipe:
+        raise VaelabError(f"--recipe starts a new run; {args.resume} follows "
+                          f"{ckpt.config.recipe or 'no recipe'} and is resumed as it is")
     merged = {**ckpt.config.to_dict(), **overrides, "out": args.resume}
     return TrainConfig.from_dict(merged, source="--resume")
 
