@@ -66,7 +66,8 @@ def _assert_same_run(a: Any, b: Any) -> None:
     assert _records(a.history) == _records(b.history)
 
 
-CASES = [(name, "stack_of_one") for name in SCHEDULES] + [
+# The constant rate's resume is test_lifecycle.py's and test_faults.py's first kill test.
+CASES = [(name, "stack_of_one") for name in SCHEDULES if name != "constant"] + [
     ("burda", "stack_of_one_dynamic"), ("burda", "train_step"), ("plateau", "train_step")]
 
 
@@ -83,10 +84,7 @@ def test_every_schedule_resumes_bit_identically(name: str, path: str, tiny_datas
         cut = _config(tiny_dataset, tiny_dataset_dir, tmp_path / f"cut{stop_at}", **settings)
         _assert_same_run(full, _interrupted(cut, stop_at))
     rates = [r["lr"] for r in full.history]
-    if name == "constant":
-        assert rates == [1e-3] * 3
-    else:
-        assert len(set(rates)) > 1, rates  # the schedule did move the rate
+    assert len(set(rates)) > 1, rates  # the schedule did move the rate
     if name == "plateau":  # the first epoch improves on nothing; the second does not improve
         assert rates == pytest.approx([1e-7, 1e-7, 5e-8], rel=1e-12)
 
@@ -106,8 +104,9 @@ def test_the_epoch_records_the_rate_of_its_last_step(tiny_dataset: str, tiny_dat
 
 def test_a_constant_rate_keeps_no_schedule_state(tiny_dataset: str, tiny_dataset_dir: Path,
                                                  tmp_path: Path) -> None:
-    fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "run", epochs=1),
-        RunOptions(pictures=False))
+    result = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "run", epochs=2),
+                 RunOptions(pictures=False))
+    assert [r["lr"] for r in result.history] == [1e-3, 1e-3]
     assert read_checkpoint(tmp_path / "run" / "last.safetensors").schedule_state is None
 
 
