@@ -51,6 +51,13 @@ def test_the_direct_step_is_bit_identical_to_adam_step() -> None:
     _assert_same(_train(direct=True, resume_from=state), _train(direct=False, resume_from=state))
 
 
+def test_the_direct_step_honours_epsilon_and_betas() -> None:
+    # Burda et al.'s epsilon and other betas (TrainConfig.adam_eps, adam_betas) reach the kernel.
+    burda = {"eps": 1e-4, "betas": (0.85, 0.995)}
+    _assert_same(_train(direct=True, **burda), _train(direct=False, **burda))
+    assert not torch.equal(_train(direct=True, **burda)[0][0], _train(direct=True)[0][0])
+
+
 def test_a_plain_adam_is_stepped_directly() -> None:
     optimizer = torch.optim.Adam(_params(0), lr=1e-3, fused=True)
     assert adam_step(optimizer) != optimizer.step

@@ -48,6 +48,18 @@ _RANGES = [
     ("--device", "tpu", "one of auto, cpu, cuda, mps"),
     ("--binarize", "half", "one of none, dynamic, static"),
     ("--precision", "fp8", "one of fp32, bf16, auto"),
+    ("--lr-schedule", "exponential", "one of burda, constant, cosine, plateau, step"),
+    ("--lr-warmup", "-1", "from 0 to 1000000"),
+    ("--lr-min", "-1", "0 or more"),
+    ("--lr-gamma", "1", "greater than 0 and less than 1"),
+    ("--lr-gamma", "0", "greater than 0 and less than 1"),
+    ("--lr-step-every", "-1", "from 0 to 1000000"),
+    ("--lr-patience", "-1", "from 0 to 1000000"),
+    ("--adam-eps", "0", "greater than 0"),
+    ("--adam-betas", "0.9,1", "non-negative numbers less than 1"),
+    ("--adam-betas", "0.9", "two numbers, beta1,beta2"),
+    ("--recipe", "burda-vae-k2", "unknown recipe 'burda-vae-k2'"),
+    ("--budget-epochs", "0", "from 1 to 1000000"),
 ]
 
 TRAIN_CASES: list[tuple[list[str], tuple[str, ...]]] = [
@@ -61,6 +73,21 @@ TRAIN_CASES: list[tuple[list[str], tuple[str, ...]]] = [
     (["--resume", "/nonexistent/run"], ("vaelab train --out",)),
     (["--dataset", "mnist", "--data-dir", "/nonexistent"], ("--data-dir",)),
     (["--val-size", "10000", "--epochs", "1"], ("--val-size", "between 0 and 9999")),
+    # The rules between the schedule's settings, and between a recipe and its length.
+    (["--lr-schedule", "step"], ("--lr-step-every", "a positive number of epochs")),
+    (["--lr-warmup", "2"], ("--lr-warmup", "0 unless lr_schedule is cosine", "constant")),
+    (["--lr-step-every", "2", "--lr-schedule", "cosine"], ("--lr-step-every", "unless",
+                                                           "step")),
+    (["--lr-schedule", "cosine", "--lr-warmup", "10", "--epochs", "10"],
+     ("--lr-warmup", "fewer epochs than the run's 10")),
+    (["--lr-schedule", "cosine", "--lr-min", "0.01"], ("--lr-min", "below lr (0.001)")),
+    (["--budget-epochs", "5"], ("--budget-epochs", "--recipe NAME")),
+    (["--recipe", "burda-vae-k1", "--budget-epochs", "5000"],
+     ("--budget-epochs", "from 1 to the 3280 epochs of burda-vae-k1")),
+    (["--recipe", "burda-vae-k1", "--budget-epochs", "5", "--epochs", "5"],
+     ("--budget-epochs and --epochs", "give one")),
+    (["--recipe", "burda-vae-k1", "--preset", "seed"], ("--preset seed and --recipe",
+                                                        "give one")),
 ]
 
 

@@ -220,6 +220,55 @@ def test_kills_at_random_points_resume_bit_identical(trainer: Trainer, tiny_data
     print("\nkill points:", *kills, sep="\n  ")
 
 
+# Every schedule that moves the rate (the constant one is the test above), as in
+# test_lr_schedule.py; plateau's rate is too small to improve the loss, so it cuts.
+KILLED_SCHEDULES: dict[str, dict[str, Any]] = {
+    "burda": {"lr_schedule": "burda"},
+    "cosine": {"lr_schedule": "cosine", "lr_warmup": 1, "lr_min": 1e-4},
+    "step": {"lr_schedule": "step", "lr_step_every": 1, "lr_gamma": 0.5},
+    "plateau": {"lr_schedule": "plateau", "lr_patience": 0, "lr_gamma": 0.5, "lr": 3e-8},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("schedule", list(KILLED_SCHEDULES))
+def test_kill_9_resumes_every_schedule_bit_identically(schedule: str, trainer: Trainer,
+                                                       tiny_dataset: str,
+                                                       tmp_path: Path) -> None:
+    """kill -9 at a random step of `vaelab train` with a learning-rate schedule, then resume.
+
+    The resume runs in this process (the command line's --resume is the test above).
+    """
+    settings = KILLED_SCHEDULES[schedule]
+
+    def config(out: Path) -> TrainConfig:
+        return TrainConfig(dataset=tiny_dataset, data_dir=str(trainer.data_dir), epochs=2,
+                           batch_size=32, z_dim=2, device="cpu", checkpoint_every=1,
+                           out=str(out), **settings)
+
+    reference = tmp_path / "reference"
+    fit(config(reference), RunOptions(pictures=False))
+    run = tmp_path / "run"
+    target = random.Random(schedule).randrange(3, 2 * 17 - 2)  # a step of either epoch
+    proc = trainer.start(trainer.args(run, **settings))
+    _wait_for(lambda: (_progress(run) or (0, 0, 0))[2] >= target, proc)
+    proc.kill()
+    proc.wait()
+    killed_at = _progress(run)
+    assert killed_at is not None and killed_at[2] < 2 * 17, killed_at  # it died mid-run
+    fit(config(run), RunOptions(resume=True, pictures=False))
+    for name in ("last.safetensors", "best.safetensors"):
+        ours, ref = _tensors(run / name), _tensors(reference / name)
+        assert ours.keys() == ref.keys()
+        for key in ref:
+            assert torch.equal(ours[key], ref[key]), (name, key)
+    assert read_checkpoint(run / LAST).schedule_state == \
+        read_checkpoint(reference / LAST).schedule_state
+    assert _metrics(run) == _metrics(reference)
+    state = read_checkpoint(run / LAST).schedule_state
+    assert state is not None and state["scheduler"]["_last_lr"][0] < settings.get("lr", 1e-3)
+
+
 def test_second_process_on_one_run_dir_is_refused(trainer: Trainer, tmp_path: Path) -> None:
     run = tmp_path / "run"
     first = trainer.start(trainer.args(run, epochs=1000, checkpoint_every=0))

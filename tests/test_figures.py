@@ -101,6 +101,10 @@ FIGURES: dict[str, Callable[[Path], Legibility]] = {
         {"z=20": _history(30, 0.0)}, p, title="seed, z_dim=20, mnist-sample"),
     "loss curves, one epoch": lambda p: plot_loss_curves(
         {f"z_dim={z}": [_history(1, 100 / z), _history(1, 100 / z + 2)] for z in Z_DIMS}, p),
+    "loss curves, a schedule": lambda p: plot_loss_curves(
+        {f"burda-vae-k{k}": [{**r, "lr": 1e-3 * 10 ** (-min(7, r["epoch"] // 5) / 7)}
+                             for r in _history(40, k)] for k in (1, 5)}, p,
+        title="vae, z_dim=50, mnist (Burda's schedule, compressed)"),
     "loss curves, seeds": lambda p: plot_loss_curves(
         {f"z_dim={z}": [_history(100, 100 / z), _history(100, 100 / z + 2)] for z in Z_DIMS},
         p, title="seed on mnist, mean of 2 seeds"),

@@ -94,9 +94,10 @@ def test_dry_run_figures_are_numbers(dry_run: tuple[str, Path]) -> None:
     assert sorted(map(int, study["test_neg_elbo"])) == study["z_dims"]
     assert all(_is_number(v) for v in study["test_neg_elbo"].values())
     assert study["classifier"]["stand_in"] is True
-    for model in ("vae", "iwae"):
-        figures = steps["likelihood"]["figures"]["models"][model]
+    for recipe in ("burda-vae-k1", "burda-iwae-k50"):  # the dry run's two recipes
+        figures = steps["likelihood"]["figures"]["recipes"][recipe]
         assert _is_number(figures["nll"]) and figures["steps_per_s"] > 0
+        assert figures["compressed"] and figures["epochs"] >= 1
         assert all(_is_number(v) for k, v in figures["extrapolated"].items() if k != "note")
 
 
@@ -149,29 +150,41 @@ def test_a_step_cut_short_keeps_the_figures_it_printed(tmp_path: Path) -> None:
     assert [t["met"] for t in outcome.targets] == [None, True]
 
 
-def _nll_result(model: str, nll: float, target: float, budget: float) -> dict[str, Any]:
-    return {"model": model, "budget_s": budget, "trained_s": 50.0, "epochs": 50.0,
-            "steps": 30_000, "scored_s": 8.0, "nll": nll, "nll_se": 0.1, "target": target,
-            "samples": 5000, "test_images": 10_000}
+def _record(recipe: str, nll: float, published: float, epochs: int) -> dict[str, Any]:
+    """A bench_nll.py record, as much of it as the suite reads."""
+    return {"recipe": recipe, "nll": nll, "nll_se": 0.1, "samples": 5000, "test_images": 10_000,
+            "epochs": epochs, "recipe_epochs": 3280, "compressed": epochs < 3280,
+            "published": published, "train_seconds": 2.0 * epochs, "score_seconds": 8.0,
+            "budget": {"steps_per_s": 1500.0}}
 
 
-def test_a_short_likelihood_budget_meets_a_target_but_never_misses_one(tmp_path: Path) -> None:
+def test_a_compressed_recipe_meets_a_goal_but_never_misses_one(tmp_path: Path) -> None:
     results = tmp_path / "results.json"
-    results.write_text(json.dumps([_nll_result("vae", 86.5, 87.0, 50.0),
-                                   _nll_result("iwae", 90.0, 85.0, 50.0)]))
-    outcome = suite.parse_likelihood(_gpu_context(tmp_path), suite.Run(0, 130.0, ""), results)
+    results.write_text(json.dumps([_record("burda-vae-k1", 86.9, 86.76, 25),
+                                   _record("burda-iwae-k50", 90.0, 84.78, 20),
+                                   {"recipe": "burda-iwae-k5", "not_run": "the time ran out"}]))
+    outcome = suite.parse_likelihood(_gpu_context(tmp_path), suite.Run(0, 150.0, ""), results)
     vae, iwae = outcome.targets
-    assert outcome.status == "ok" and vae["met"] is True
-    assert iwae["met"] is None and "540 s may still reach it" in iwae["not_judged"]
-    assert iwae["gap"] == pytest.approx(5.0)
-    # 600 steps per epoch at 600 steps/s: one second per epoch, extrapolated.
-    vae_figures = outcome.figures["models"]["vae"]
-    assert vae_figures["steps_per_s"] == pytest.approx(600.0)
-    assert vae_figures["extrapolated"]["epochs_in_540_s"] == pytest.approx(540.0)
-    assert vae_figures["extrapolated"]["seconds_for_3280_epochs"] == pytest.approx(3280.0)
-    results.write_text(json.dumps([_nll_result("iwae", 90.0, 85.0, 540.0)]))
+    assert outcome.status == "ok" and vae["met"] is True  # within 0.3 of 86.76
+    assert vae["limit"] == pytest.approx(87.06)
+    assert iwae["met"] is None and "the goal is set for the full protocol" in iwae["not_judged"]
+    assert iwae["gap"] == pytest.approx(90.0 - 85.08)
+    figures = outcome.figures["recipes"]
+    assert figures["burda-iwae-k5"] == {"not_run": "the time ran out"}
+    # 2 s per epoch, extrapolated to the recipe's 3,280 epochs.
+    assert figures["burda-vae-k1"]["extrapolated"]["seconds_for_the_full_recipe"] == \
+        pytest.approx(6560.0)
+    results.write_text(json.dumps([_record("burda-iwae-k50", 90.0, 84.78, 3280)]))
     full = suite.parse_likelihood(_gpu_context(tmp_path), suite.Run(0, 600.0, ""), results)
-    assert full.targets[0]["met"] is False and full.status == "failed"  # vae is missing
+    assert full.targets[0]["met"] is False and full.status == "failed"  # burda-vae-k1 is missing
+
+
+def test_the_likelihood_step_runs_the_recipes_within_its_time(tmp_path: Path) -> None:
+    step = suite.likelihood_step(_gpu_context(tmp_path))
+    command = step.command
+    recipes = command[command.index("--recipes") + 1:command.index("--fit-seconds")]
+    assert recipes[:2] == ["burda-vae-k1", "burda-iwae-k50"] and len(recipes) >= 7
+    assert float(command[command.index("--time-limit") + 1]) < suite.likelihood_timeout(50.0)
 
 
 def test_ddp_runs_only_with_two_gpus(tmp_path: Path) -> None:

@@ -14,8 +14,10 @@ from vaelab.config import TrainConfig
 from vaelab.training import RunOptions, fit
 from vaelab.training.sharded import ShardedNoise, launched, shard_bounds
 
-# 540 training images at batch 63: eight full batches split 32/31 and a last batch of 36.
-_SETTINGS = dict(epochs=2, batch_size=63, z_dim=4, device="cpu", binarize="dynamic")
+# 540 training images at batch 63: eight full batches split 32/31 and a last batch of 36; the
+# rate halves after every epoch, so the ranks follow the run's learning-rate schedule too.
+_SETTINGS = dict(epochs=2, batch_size=63, z_dim=4, device="cpu", binarize="dynamic",
+                 lr_schedule="step", lr_step_every=1, lr_gamma=0.5)
 
 
 def _config(dataset: str, data_dir: Path, out: Path, **kw: object) -> TrainConfig:
@@ -67,6 +69,7 @@ def test_two_gloo_ranks_match_one_process(tiny_dataset: str, tiny_dataset_dir: P
     for a, b in zip(ddp, single.history, strict=True):
         for key in ("train_loss", "train_kl", "val_loss", "val_recon"):
             assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-4), key
+    assert [r["lr"] for r in ddp] == [r["lr"] for r in single.history] == [1e-3, 5e-4]
     for rank in (0, 1):  # both ranks really took sharded steps: 9 per epoch, world size 2
         assert json.loads((tmp_path / f"rank{rank}.json").read_text()) == [2] * 18
     # Only rank 0 wrote, and its checkpoint continues as a single-process run would.

@@ -17,7 +17,7 @@ from vaelab.training.fit import fresh_step, stack_of_one
 from vaelab.training.stacked import StackedMLP
 from vaelab.training.stacked_grad import HandGradient, hand_gradient_blocker
 from vaelab.training.stacked_step import StackedStep
-from vaelab.training.step import TrainStep
+from vaelab.training.step import TrainStep, make_optimizer
 
 
 def _stack(name: str, z_dims: tuple[int, ...], dtype: torch.dtype) -> StackedMLP:
@@ -125,7 +125,8 @@ def test_fit_trains_a_fully_connected_model_alone_as_a_stack_of_one(
 @pytest.mark.parametrize(("changes", "kind"), [
     ({}, StackedStep),  # fully connected, fp32, CPU: the written-out gradient
     ({"model": "conv"}, TrainStep),
-    ({"binarize": "dynamic"}, TrainStep),
+    ({"binarize": "dynamic"}, StackedStep),  # one model: its binary batch from its generator
+    ({"iw_samples": 2}, TrainStep),
 ])
 def test_fresh_step_is_the_step_fit_chooses(changes: dict[str, Any], kind: type) -> None:
     config = TrainConfig(**{"model": "mlp", "z_dim": 3, "batch_size": 8, **changes})
@@ -136,6 +137,25 @@ def test_fresh_step_is_the_step_fit_chooses(changes: dict[str, Any], kind: type)
     assert stack_of_one(model, config, torch.device("cpu")) == (kind is StackedStep)
     sums = step(torch.arange(8).unsqueeze(0), [1.0])
     assert sums.shape[-1] == 3 and torch.isfinite(sums).all()
+
+
+def test_a_stack_of_one_binarises_as_the_autograd_step_does() -> None:
+    # Dynamic binarisation, then the noise, from the same stream as TrainStep draws both from
+    # the global generator: the same binary pixels and noise, so the same losses.
+    config = TrainConfig(model="vae", z_dim=3, batch_size=8, binarize="dynamic")
+    images = torch.randint(0, 256, (32, 28, 28), dtype=torch.uint8)
+    labels = torch.zeros(32, dtype=torch.long)
+    losses = {}
+    for kind in (StackedStep, TrainStep):
+        torch.manual_seed(0)
+        model = create_model(config.model_config())
+        step = fresh_step(model, config, images, labels) if kind is StackedStep else \
+            TrainStep(model, make_optimizer(model, config, torch.device("cpu")), config, images,
+                      labels)
+        assert type(step) is kind
+        losses[kind] = torch.stack([step(torch.arange(i, i + 8).unsqueeze(0), [1.0])[0]
+                                    for i in range(0, 32, 8)])
+    torch.testing.assert_close(losses[StackedStep], losses[TrainStep], rtol=1e-5, atol=1e-3)
 
 
 def test_a_compiled_model_is_not_trained_as_a_stack_of_one() -> None:

@@ -18,9 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from vaelab.errors import VaelabError
+from vaelab.lr_schedules import LR_SCHEDULES, check_schedule
+from vaelab.recipes import RECIPES
 from vaelab.settings import (
     SEED,
     Rule,
+    SettingError,
     add_setting_arguments,
     check_settings,
     given_settings,
@@ -49,8 +52,9 @@ class ModelSettings:
 
     z_dim: int = setting(20, "number of latent units", Rule("positive", upper=4096))
     iw_samples: int = setting(
-        1, "importance samples per input in the training objective (iwae, hvae)",
-        Rule("positive", upper=10_000))
+        1, "samples per input in the training objective: K of the importance-weighted bound "
+        "(iwae, hvae, burda2), or the posterior draws whose ELBO terms are averaged (the fully "
+        "connected VAEs: vae, seed, mlp, vamp)", Rule("positive", upper=10_000))
     n_pseudo_inputs: int = setting(
         500, "pseudo-inputs of the VampPrior (vamp)", Rule("positive", upper=100_000))
 
@@ -100,7 +104,25 @@ class TrainConfig(ModelSettings):
     epochs: int = setting(10, "passes over the training set", Rule("positive", upper=1_000_000))
     batch_size: int = setting(128, "images per optimisation step",
                               Rule("positive", upper=1_000_000))
-    lr: float = setting(1e-3, "Adam learning rate", _POSITIVE)
+    lr: float = setting(1e-3, "Adam learning rate (where a schedule starts)", _POSITIVE)
+    lr_schedule: str = setting(
+        "constant", "learning-rate schedule: " + "; ".join(
+            f"{name}: {LR_SCHEDULES.get(name).summary}" for name in LR_SCHEDULES.names()),
+        choices=tuple(LR_SCHEDULES.names()))
+    lr_warmup: int = setting(0, "cosine: epochs of linear warm-up before the decay",
+                             Rule("non-negative", upper=1_000_000))
+    lr_min: float = setting(0.0, "cosine: the rate reached at the last step; plateau: the "
+                            "lowest rate it cuts to", _NON_NEGATIVE)
+    lr_gamma: float = setting(0.1, "step and plateau: the factor each cut multiplies the rate by",
+                              Rule("positive", upper=1.0, below_upper=True))
+    lr_step_every: int = setting(0, "step: epochs between cuts (required by that schedule)",
+                                 Rule("non-negative", upper=1_000_000))
+    lr_patience: int = setting(10, "plateau: epochs without improvement before a cut",
+                               Rule("non-negative", upper=1_000_000))
+    adam_eps: float = setting(1e-8, "Adam's epsilon (Burda et al. 2015 use 1e-4)", _POSITIVE)
+    adam_betas: tuple[float, ...] = setting(
+        (0.9, 0.999), "Adam's beta1,beta2 (moment decay rates)",
+        Rule("non-negative", upper=1.0, below_upper=True))
     seed: int = setting(1, "seed for initialisation, shuffling and sampling", SEED)
     device: str = setting("auto", "cpu, cuda, mps or auto (cuda, then mps, then cpu)",
                           choices=("auto", "cpu", "cuda", "mps"))
@@ -126,6 +148,15 @@ class TrainConfig(ModelSettings):
     experiment: str = setting(DEFAULT_EXPERIMENT, "MLflow experiment the trackers log to")
     image_every: int = setting(1, "send picture grids to the trackers every N epochs",
                                Rule("positive", upper=1_000_000))
+    recipe: str | None = setting(
+        None, "start from a named recipe, a published protocol (see `vaelab recipes`); flags "
+        "override its settings", choices=tuple(RECIPES.names()))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.adam_betas) != 2:
+            raise SettingError("adam_betas", "two numbers, beta1,beta2", list(self.adam_betas))
+        check_schedule(self)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -188,19 +219,50 @@ def add_config_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ..
         metavar="FILE.toml",
         help="read settings from a TOML file; flags override it",
     )
+    if "recipe" not in exclude:
+        parser.add_argument(
+            "--budget-epochs",
+            type=Rule("positive", upper=1_000_000).parser("budget_epochs"),
+            default=argparse.SUPPRESS,
+            metavar="N",
+            help="with --recipe: train N epochs instead of the recipe's, its schedule and "
+            "warm-ups compressed to fit; the run is labelled compressed wherever its number "
+            "is shown",
+        )
 
 
 def resolve_config(
-    flags: dict[str, Any], preset: str | None = None, toml_path: str | None = None
+    flags: dict[str, Any], preset: str | None = None, toml_path: str | None = None,
+    budget_epochs: int | None = None,
 ) -> TrainConfig:
-    """Apply defaults < preset < TOML < flags and validate the result."""
+    """Apply defaults < preset or recipe < TOML < flags and validate the result.
+
+    A recipe (``recipe`` among the flags or in the TOML file) is a named starting point like a
+    preset; ``budget_epochs`` compresses it (``vaelab.recipes.recipe_settings``).
+    """
+    from vaelab.recipes import recipe_settings
+
     merged: dict[str, Any] = {}
     toml_values = load_toml(toml_path) if toml_path else {}
     preset = preset or toml_values.pop("preset", None)
+    recipe = flags.get("recipe") or toml_values.get("recipe")
+    if preset is not None and recipe is not None:
+        raise VaelabError(f"--preset {preset} and --recipe {recipe} both set every setting; "
+                          "give one of them")
     if preset is not None:
         if preset not in PRESETS:
             raise VaelabError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
         merged.update(PRESETS[preset])
+    if budget_epochs is not None and recipe is None:
+        raise VaelabError("--budget-epochs compresses a recipe; give --recipe NAME (see "
+                          "`vaelab recipes`), or set the length with --epochs")
+    if budget_epochs is not None and "epochs" in {**toml_values, **flags}:
+        raise VaelabError("--budget-epochs and --epochs both set the length; give one of them")
+    if recipe is not None:
+        if recipe not in RECIPES:
+            raise VaelabError(f"--recipe: unknown recipe {recipe!r}; choose one of "
+                              f"{', '.join(RECIPES.names())} (see `vaelab recipes`)")
+        merged.update(recipe_settings(recipe, budget_epochs))
     toml_values.pop("preset", None)
     merged.update(toml_values)
     merged.update(flags)
@@ -210,4 +272,4 @@ def resolve_config(
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values = vars(args)
     return resolve_config(given_settings(args, TrainConfig), values.get("preset"),
-                          values.get("config"))
+                          values.get("config"), values.get("budget_epochs"))

@@ -50,32 +50,39 @@ class SettingError(VaelabError):
 
 @dataclass(frozen=True)
 class Rule:
-    """A number's valid range: ``low`` is "positive" or "non-negative", ``upper`` inclusive."""
+    """A number's valid range: ``low`` is "positive" or "non-negative", ``upper`` inclusive
+    (exclusive with ``below_upper``)."""
 
     low: str  # "positive" (> 0) or "non-negative" (>= 0)
     upper: float | None = None  # largest accepted value, when there is one
+    below_upper: bool = False  # True: the value must be strictly less than ``upper``
 
     def requirement(self, kind: type, plural: bool = False) -> str:
+        most = "less than" if self.below_upper else "at most"
         if plural:  # the rule of every item of a list
             word = "integers" if kind is int else "numbers"
             sign = "positive " if self.low == "positive" else "non-negative "
-            upper = "" if self.upper is None else f" up to {self.upper:g}"
+            upper = "" if self.upper is None else \
+                f" {most if self.below_upper else 'up to'} {self.upper:g}"
             return f"{sign}{word}{upper}"
         sign = "a positive " if self.low == "positive" else "an "
         if kind is int:
             start = 1 if self.low == "positive" else 0
             if self.upper is not None:
-                return f"{sign}integer from {start} to {int(self.upper)}"
+                last = int(self.upper) - (1 if self.below_upper else 0)
+                return f"{sign}integer from {start} to {last}"
             return f"{sign}integer of at least {start}"
         if self.upper is not None:
             bound = "greater than 0" if self.low == "positive" else "0 or more"
-            return f"a number {bound} and at most {self.upper:g}"
+            return f"a number {bound} and {most} {self.upper:g}"
         return "a positive number (greater than 0)" if self.low == "positive" \
             else "a number of 0 or more"
 
     def accepts(self, value: float) -> bool:
         above = value > 0 if self.low == "positive" else value >= 0
-        return above and (self.upper is None or value <= self.upper)
+        if self.upper is None:
+            return above
+        return above and (value < self.upper if self.below_upper else value <= self.upper)
 
     def check(self, name: str, value: Any, kind: type) -> Any:
         """``value`` as ``kind`` when it is in range, else a SettingError naming ``name``."""

@@ -35,7 +35,9 @@ def register(sub: Any) -> None:
                             "--nll adds the importance-sampled test log-likelihood")
     parser.add_argument("run_dir", metavar="RUN_DIR")
     parser.add_argument("--split", choices=("test", "val", "train"), default="test")
-    parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default=None,
+                        help="which checkpoint to score (default best; a recipe's run: the one "
+                        "its protocol names)")
     parser.add_argument("--data-dir", default=None,
                         help="where the dataset lives (default: as trained)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
@@ -43,7 +45,8 @@ def register(sub: Any) -> None:
                         help="also estimate -log p(x) by importance sampling (Burda et al. 2015)")
     parser.add_argument("--samples", type=int, default=None, metavar="K",
                         help=f"importance samples per image for --nll (default {GPU_SAMPLES} on a "
-                        f"GPU, {CPU_SAMPLES} on a CPU; the K used is always printed)")
+                        f"GPU, {CPU_SAMPLES} on a CPU; a recipe's run: its protocol's, "
+                        f"{GPU_SAMPLES} on any device; the K used is always printed)")
     parser.add_argument("--limit", type=int, default=None, metavar="N",
                         help="score only the first N images of the split")
     parser.add_argument("--fid", action="store_true",
@@ -93,23 +96,45 @@ def _classifier(dataset: str, data_dir: str | None, override: str | None,
     return classifier, path
 
 
+# After this many seconds of scoring, one line on stderr gives the time left at the measured rate.
+ETA_AFTER_S = 20.0
+
+
 class _NllBar:
-    """A tqdm bar over image-samples, on stderr when it is a terminal."""
+    """A tqdm bar over image-samples, on stderr when it is a terminal; and, once the scoring has
+    run ``ETA_AFTER_S`` seconds, one line with the time it still needs at the rate measured."""
 
     def __init__(self, samples: int) -> None:
+        import time
+
         from tqdm import tqdm
 
         self._bar = tqdm(total=None, desc=f"log p(x), K={samples}", unit="img", leave=False,
                          disable=not sys.stderr.isatty(), file=sys.stderr, mininterval=0.5)
         self._samples = samples
+        self._clock = time.perf_counter
+        self._started = self._clock()
+        self._told = False
 
     def __call__(self, done: int, total: int) -> None:
         self._bar.total = total / self._samples
         self._bar.n = done / self._samples
         self._bar.refresh()
+        elapsed = self._clock() - self._started
+        if not self._told and elapsed >= ETA_AFTER_S and 0 < done < total:
+            self._told = True
+            left = elapsed * (total - done) / done
+            self._bar.write(f"log p(x): {100 * done / total:.1f}% scored in {elapsed:.0f} s; "
+                            f"about {_duration(left)} left at this rate "
+                            f"({done / elapsed:,.0f} image-samples/s)", file=sys.stderr)
 
     def close(self) -> None:
         self._bar.close()
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min" \
+        if seconds >= 90 else f"{seconds:.0f} s"
 
 
 def _record(run_dir: Any, key: str, report: dict[str, Any]) -> None:
@@ -147,7 +172,9 @@ def run(args: argparse.Namespace) -> int:
         raise VaelabError(f"--fid-samples must be at least {fewest}, got {args.fid_samples}")
     trackers = _trackers(args)  # a missing library fails before any measuring
     device = resolve_device(args.device)
-    loaded = load_run(args.run_dir, which=args.checkpoint, device=device)
+    followed = _recipe_of(args.run_dir)
+    checkpoint = args.checkpoint or (followed.recipe.checkpoint if followed else "best")
+    loaded = load_run(args.run_dir, which=checkpoint, device=device)
     config = loaded.config
     data_dir = args.data_dir or config.data_dir
     splits = load_splits(config.dataset, data_dir, config.val_size)
@@ -163,7 +190,12 @@ def run(args: argparse.Namespace) -> int:
     if args.nll:
         from vaelab.evaluation.likelihood import estimate_nll
 
-        samples = args.samples or (GPU_SAMPLES if device.type == "cuda" else CPU_SAMPLES)
+        samples = args.samples or (followed.recipe.nll_samples if followed else
+                                   GPU_SAMPLES if device.type == "cuda" else CPU_SAMPLES)
+        if followed and device.type != "cuda" and samples * len(images) >= 1_000_000:
+            print(f"scoring {len(images):,} images with K = {samples} on the CPU takes long "
+                  "(minutes to hours by model; measured times in docs/reproductions.md); the "
+                  f"time left is printed after {ETA_AFTER_S:.0f} s", file=sys.stderr)
         bar = _NllBar(samples)
         try:
             nll = estimate_nll(loaded.model, images, labels, config.binarize, samples=samples,
@@ -184,9 +216,13 @@ def run(args: argparse.Namespace) -> int:
                           f"{quality.n_real} test images, in the hidden-layer features of {path}")
     report = {"split": args.split, **result, "model": config.model, "z_dim": config.z_dim,
               "dataset": config.dataset, "binarize": config.binarize, "binarized": binarized,
-              "checkpoint": args.checkpoint}
+              "checkpoint": checkpoint}
+    if followed is not None:
+        protocol = _protocol(followed, args, checkpoint, result.get("nll_samples"))
+        report["recipe"] = {**followed.to_dict(), "evaluated_as_protocol": not protocol,
+                            "evaluation_differs": protocol}
     if args.limit is None:  # a whole split: kept for `vaelab runs`
-        _record(loaded.run_dir, f"{args.split}/{args.checkpoint}", report)
+        _record(loaded.run_dir, f"{args.split}/{checkpoint}", report)
     if trackers is not None:
         from vaelab.trackers import TrackerOptions, TrackerSet
 
@@ -197,8 +233,14 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report)
         return 0
+    if followed is not None:
+        differs = report["recipe"]["evaluation_differs"]
+        print(f"recipe {followed.label()}; evaluated "
+              + (f"unlike its protocol ({differs})" if differs else "as its protocol")
+              + f": {followed.recipe.evaluation()}")
     print(f"{config.model} z_dim={config.z_dim} on {config.dataset} {args.split} "
-          f"({result['n']} images, binarize={config.binarize}), per image:")
+          f"({result['n']} images, binarize={config.binarize}, {checkpoint} checkpoint), "
+          "per image:")
     rows: list[list[Any]] = [["negative ELBO (nats)", result["neg_elbo"]],
                              ["reconstruction BCE (nats)", result["recon_bce"]]]
     if not binarized:
@@ -221,8 +263,43 @@ def run(args: argparse.Namespace) -> int:
         print(quality_source)
     if args.nll:
         where = "GPU" if device.type == "cuda" else device.type.upper()
-        note = "" if args.samples else f" (the {where} default)"
+        note = "" if args.samples else " (the recipe's protocol)" if followed \
+            else f" (the {where} default)"
         print(f"importance samples per image: K={result['nll_samples']}{note}; ± is one standard "
               "error across images" + ("" if result["nll_samples"] >= GPU_SAMPLES else
                                        f"; the published protocol uses --samples {GPU_SAMPLES}"))
     return 0
+
+
+def _recipe_of(run_dir: str) -> Any:
+    """The recipe a run directory's config follows (``RecipeRun``), or None."""
+    from vaelab.config import TrainConfig
+    from vaelab.recipes import recipe_run
+    from vaelab.runs.layout import RunDir
+
+    run = RunDir(run_dir)
+    if not run.config.is_file():
+        return None  # load_run names what is missing
+    try:
+        config = TrainConfig.from_dict(run.read_config(), source=str(run.config))
+    except VaelabError:
+        return None  # another version's settings: scored without a recipe's defaults
+    return recipe_run(config)
+
+
+def _protocol(followed: Any, args: argparse.Namespace, checkpoint: str,
+              samples: int | None) -> str:
+    """How this evaluation departs from the recipe's protocol ("" when it does not)."""
+    recipe = followed.recipe
+    departures = []
+    if args.split != "test":
+        departures.append(f"the {args.split} split")
+    if args.limit is not None:
+        departures.append(f"the first {args.limit} images")
+    if checkpoint != recipe.checkpoint:
+        departures.append(f"the {checkpoint} checkpoint")
+    if samples is None:
+        departures.append("no NLL (add --nll)")
+    elif samples != recipe.nll_samples:
+        departures.append(f"K = {samples}")
+    return ", ".join(departures)

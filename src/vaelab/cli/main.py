@@ -29,6 +29,7 @@ COMMANDS = (
     "vaelab.cli.images_cmd",
     "vaelab.cli.data_cmd",
     "vaelab.cli.models_cmd",
+    "vaelab.cli.recipes_cmd",
     "vaelab.cli.explore_cmd",
     "vaelab.cli.study_cmd",
     "vaelab.cli.report_cmd",

@@ -85,7 +85,8 @@ def _list(root: Path, sort: str, as_json: bool) -> int:
 
     table = [[r.run, r.status, shown(r.model), shown(r.z_dim), shown(r.dataset),
               f"{shown(r.epochs_done)}/{shown(r.epochs_planned)}", shown(r.best_val),
-              shown(r.test_neg_elbo), shown(r.test_nll), format_duration(r.seconds)]
+              shown(r.test_neg_elbo), shown(r.test_nll), shown(r.recipe),
+              format_duration(r.seconds)]
              for r in rows]
     print(format_table(table, list(COLUMNS)))
     for r in rows:

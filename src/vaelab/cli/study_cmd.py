@@ -29,7 +29,7 @@ def register(sub: Any) -> None:
                         help="a few-minute version: mnist-sample, 10 epochs, all five z_dims")
     add_setting_arguments(parser, StudyConfig)
     shown = {k: v for k, v in STUDY_TRAIN.to_dict().items() if v is not None}
-    add_setting_arguments(parser, TrainConfig, exclude=("out", "z_dim"), defaults=shown)
+    add_setting_arguments(parser, TrainConfig, exclude=("out", "z_dim", "recipe"), defaults=shown)
     add_tracker_arguments(parser)
     add_plugin_arguments(parser)
     parser.set_defaults(handler=run)

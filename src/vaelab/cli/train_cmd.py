@@ -34,16 +34,22 @@ def register(sub: Any) -> None:
 
 
 def _resume_config(args: argparse.Namespace) -> Any:
-
     from vaelab.config import TrainConfig
+    from vaelab.errors import VaelabError
     from vaelab.models.plugins import require_model
     from vaelab.runs.checkpoint import read_checkpoint
     from vaelab.runs.layout import RunDir
     from vaelab.settings import given_settings
 
+    if getattr(args, "budget_epochs", None) is not None:
+        raise VaelabError("--budget-epochs sets the length of a new run; a resumed run keeps "
+                          "its own (train a new one with --recipe NAME --budget-epochs N)")
     ckpt = read_checkpoint(RunDir(args.resume).last)
     require_model(ckpt.model_config.name, ckpt.model_origin, str(ckpt.path))
     overrides = given_settings(args, TrainConfig)
+    if overrides.get("recipe", ckpt.config.recipe) != ckpt.config.recipe:
+        raise VaelabError(f"--recipe starts a new run; {args.resume} follows "
+                          f"{ckpt.config.recipe or 'no recipe'} and is resumed as it is")
     merged = {**ckpt.config.to_dict(), **overrides, "out": args.resume}
     return TrainConfig.from_dict(merged, source="--resume")
 
@@ -72,13 +78,16 @@ def run(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, stop: StopOnSignal) -> int:
 
     from vaelab.cli.output import BarProgress, format_table
+    from vaelab.recipes import recipe_run
     from vaelab.runs.layout import RunDir
     from vaelab.training import RunOptions, TrainingInterrupted, fit
 
     config = _resume_config(args) if args.resume else config_from_args(args)
     _check_names(config)
     check_trackers(config.trackers)
-    banner = (f"training {config.model} (z_dim={config.z_dim}) on {config.dataset} for "
+    followed = recipe_run(config)
+    recipe = f"recipe {followed.label()}: " if followed else ""
+    banner = (f"{recipe}training {config.model} (z_dim={config.z_dim}) on {config.dataset} for "
               f"{config.epochs} epochs -> {config.out}")
     resume_hint = f"vaelab train --resume {config.out}"
     # Under torchrun only rank 0 reports; the other ranks train silently.
@@ -104,4 +113,7 @@ def _train(args: argparse.Namespace, stop: StopOnSignal) -> int:
     print(format_table(rows, ["epoch", "train loss", "val loss", "val recon", "val KL", "seconds"]))
     which = "validation" if result.history and "val_loss" in result.history[0] else "training"
     print(f"\nrun directory: {result.run_dir}  (best {which} loss {result.best_val:.2f} nats)")
+    if followed is not None:
+        print(f"recipe: {followed.label()}; its number: `vaelab evaluate {result.run_dir} "
+              f"--nll` ({followed.recipe.evaluation()})")
     return 0

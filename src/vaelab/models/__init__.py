@@ -19,7 +19,7 @@ from vaelab.models.registry import model_registry, register_model
 
 # Importing each architecture module registers its models.
 from vaelab.models import conv, mlp  # noqa: F401  isort: skip
-from vaelab.models import cvae, hvae, iwae, vamp  # noqa: F401  isort: skip
+from vaelab.models import burda2, cvae, hvae, iwae, vamp  # noqa: F401  isort: skip
 
 __all__ = ["VAE", "ModelConfig", "ModelOrigin", "VAEOutput", "create_model", "from_modules",
            "load_plugin", "model_registry", "register_model"]

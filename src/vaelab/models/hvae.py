@@ -6,8 +6,10 @@ Gaussian "likelihood" term for z1, which is merged with p(z1 | z2) by precision 
 
     q(z1 | x, z2) ∝ N(z1; mu_d(x), var_d(x)) · N(z1; mu_p(z2), var_p(z2)).
 
-Layer sizes follow Burda et al.'s two-layer model: 784-200-200-z1 and z1-100-100-z2 with tanh,
-z1 = 2 z2 (100 and 50 at --z-dim 50).
+Layer sizes: 784-200-200-z1 (Burda et al.'s one-layer widths) and 200-100-100-z2 with tanh,
+z1 = 2 z2 (100 and 50 at --z-dim 50). This is not Burda et al.'s two-layer network, whose
+deterministic layers are narrower (100 and 50 units) and whose inference is bottom-up; that one
+is ``burda2``.
 
 The VAE interface holds on the top layer: ``encode(x)`` gives q(z2 | x) (exactly Gaussian), and
 ``decode(z2)`` decodes through the mean of p(z1 | z2), so pictures, latent walks and prior

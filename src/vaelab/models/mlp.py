@@ -8,7 +8,7 @@ from itertools import pairwise
 import torch
 from torch import nn
 
-from vaelab.models.base import VAE, ModelConfig
+from vaelab.models.base import VAE, ModelConfig, VAEOutput
 from vaelab.models.registry import register_model
 
 __all__ = ["BURDA_HIDDEN", "MLPVAE", "linear_stack"]
@@ -52,6 +52,26 @@ class MLPVAE(VAE):
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         logits: torch.Tensor = self.to_logits(self.decoder(z))
         return logits.view(-1, *self.config.image_shape)
+
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, beta: float | torch.Tensor = 1.0
+    ) -> VAEOutput:
+        """The loss terms of one batch; with ``iw_samples`` K > 1, each image's terms are the
+        mean over K posterior draws: the VAE objective with k samples of Burda et al. (2015),
+        the same bound as K = 1 with a gradient of lower variance."""
+        k = self.config.iw_samples
+        if k == 1:
+            return super().forward(x, y, beta)
+        mu, logvar = self.encode(x, y)
+        eps = torch.randn((k, *mu.shape), device=mu.device, dtype=mu.dtype)
+        z = (mu + eps * (0.5 * logvar).exp()).flatten(0, 1)  # (K * B, z_dim), sample-major
+        logits = self.decode(z, y)
+        terms = self.loss_terms(x.repeat(k, *([1] * (x.dim() - 1))), logits, mu.repeat(k, 1),
+                                logvar.repeat(k, 1), z, beta)
+        per_image = [t.view(k, -1).mean(0) for t in (terms.loss, terms.recon_nll, terms.kl)]
+        batch = len(x)
+        return VAEOutput(logits[:batch], mu, logvar, z[:batch], per_image[0].mean(),
+                         per_image[1], per_image[2])
 
 
 @register_model("seed", "the study's network: 784-256-1024-(mu, logvar) | z-784-784, ReLU")

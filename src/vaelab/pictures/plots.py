@@ -164,6 +164,12 @@ def _band(histories: list[Sequence[Mapping[str, Any]]], key: str
     return epochs, values.mean(0), values.min(0), values.max(0)
 
 
+def _rate_changes(runs: Mapping[str, Sequence[Any]]) -> bool:
+    """Whether any run's learning rate ("lr" of its epoch records) changes over its epochs."""
+    return any(len({r["lr"] for r in history if "lr" in r}) > 1
+               for histories in runs.values() for history in _as_runs(histories))
+
+
 def plot_loss_curves(
     runs: Mapping[str, Sequence[Any]], path: str | os.PathLike[str], title: str = "",
     width_px: int = 820, height_px: int = 360,
@@ -172,14 +178,20 @@ def plot_loss_curves(
 
     A run is one history (a list of epoch records) or a list of histories, one per seed: then
     the line is the mean over seeds and the shaded band spans the lowest to the highest seed.
+    When a run's learning rate changes over its epochs (a schedule), a fourth panel shows each
+    run's rate per epoch, and the panels stand two by two (the figure is then 1.7 times as
+    tall).
     """
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
     from matplotlib.ticker import MaxNLocator
 
     record: list[Legibility] = []
+    rate = _rate_changes(runs)
+    if rate:
+        height_px = round(height_px * 1.7)
     with drawing(path, width_px, height_px, record=record) as fig:
-        axes = fig.subplots(1, 3)
+        axes = list(fig.subplots(2, 2).flat) if rate else list(fig.subplots(1, 3))
         colours = [f"C{i}" for i in range(10)]
         handles: list[Any] = []
         several = False
@@ -187,7 +199,7 @@ def plot_loss_curves(
             colour = colours[i % len(colours)]
             group = _as_runs(histories)
             several |= len(group) > 1
-            for ax, (key, _) in zip(axes, _TERMS, strict=True):
+            for ax, (key, _) in zip(axes[:3], _TERMS, strict=True):
                 for split, style, alpha in (("train", "--", 0.6), ("val", "-", 1.0)):
                     band = _band(group, f"{split}_{key}")
                     if band is None:
@@ -197,8 +209,15 @@ def plot_loss_curves(
                             marker="o" if len(epochs) == 1 else None)  # one epoch: a dot
                     if len(group) > 1:
                         ax.fill_between(epochs, low, high, color=colour, alpha=0.18, linewidth=0)
+            if rate:  # the rate of the run (of its first seed: the seeds share a schedule)
+                rows = [r for r in group[0] if "lr" in r]
+                axes[3].plot([r["epoch"] for r in rows], [r["lr"] for r in rows], color=colour,
+                             marker="o" if len(rows) == 1 else None)
             handles.append(Line2D([], [], color=colour, label=label))
-        for ax, (_, name) in zip(axes, _TERMS, strict=True):
+        if rate:
+            axes[3].set_yscale("log")
+        names = [name for _, name in _TERMS] + (["learning rate"] if rate else [])
+        for ax, name in zip(axes, names, strict=True):
             ax.set_title(name)
             ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -207,6 +226,8 @@ def plot_loss_curves(
                 ax.set_xlim(first - 0.5, last + 0.5)
             ax.grid(alpha=0.3)
         axes[0].set_ylabel("nats per image")
+        if rate:
+            axes[2].set_ylabel("nats per image")
         handles += [Line2D([], [], color="black", linestyle="--", alpha=0.6, label="train"),
                     Line2D([], [], color="black", label="validation")]
         if several:

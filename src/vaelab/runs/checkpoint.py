@@ -89,7 +89,10 @@ class TrainState:
 def _optimizer_tensors(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Split an optimizer state_dict into tensors (for safetensors) and plain values (JSON)."""
     tensors: dict[str, torch.Tensor] = {}
-    plain: dict[str, Any] = {"param_groups": state["param_groups"], "state": {}}
+    # A schedule's rate is a 0-dim tensor where the step is a CUDA graph; JSON keeps its value.
+    groups = [{k: float(v) if torch.is_tensor(v) else v for k, v in group.items()}
+              for group in state["param_groups"]]
+    plain: dict[str, Any] = {"param_groups": groups, "state": {}}
     for index, entry in state["state"].items():
         plain["state"][str(index)] = {}
         for key, value in entry.items():
@@ -139,11 +142,13 @@ def save_checkpoint(
     state: TrainState | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     rng: dict[str, torch.Tensor] | None = None,
+    schedule: dict[str, Any] | None = None,
 ) -> None:
     """Write model weights (+ optimizer and RNG state when given) atomically to ``path``.
 
     ``rng`` is the random state to resume with ({"cpu": ..., "cuda": ...}); by default the
-    global generators' states.
+    global generators' states. ``schedule`` is the learning-rate schedule's state
+    (``RunSchedule.state()``), kept as JSON beside the optimizer's.
     """
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     metadata = {
@@ -162,6 +167,8 @@ def save_checkpoint(
         metadata["optimizer"] = json.dumps(optim_plain)
         for name, value in (rng if rng is not None else global_rng_state()).items():
             tensors[f"rng.{name}"] = value.detach().cpu()
+    if schedule is not None:
+        metadata["schedule"] = json.dumps(schedule)
     # Serialised in memory and written by Python, so a full disk is an OSError that
     # atomic_write_bytes turns into a clear message, leaving the previous file intact.
     atomic_write_bytes(path, save(tensors, metadata=metadata))
@@ -179,6 +186,7 @@ class Checkpoint:
     optimizer_state: dict[str, Any] | None
     rng: dict[str, torch.Tensor]
     model_origin: dict[str, Any] | None = None  # where the model's code came from, as recorded
+    schedule_state: dict[str, Any] | None = None  # the learning-rate schedule's, when it has one
 
 
 def _recorded_origin(metadata: dict[str, str]) -> dict[str, Any] | None:
@@ -217,6 +225,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         model_config = ModelConfig.from_dict(json.loads(metadata["model_config"]))
         state = TrainState.from_json(metadata["state"]) if "state" in metadata else None
         optim_plain = json.loads(metadata["optimizer"]) if "optimizer" in metadata else None
+        schedule = json.loads(metadata["schedule"]) if "schedule" in metadata else None
+        if schedule is not None and not isinstance(schedule, dict):
+            raise ValueError("the learning-rate schedule state is not a JSON object")
         groups: dict[str, dict[str, torch.Tensor]] = {"model": {}, "optim": {}, "rng": {}}
         for name, tensor in tensors.items():
             prefix, _, rest = name.partition(".")
@@ -235,7 +246,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
             f"{config.z_dim} but its model config {model_config.name!r} with z_dim="
             f"{model_config.z_dim}; use another checkpoint")
     return Checkpoint(path, config, model_config, groups["model"], state, optimizer_state,
-                      groups["rng"], _recorded_origin(metadata))
+                      groups["rng"], _recorded_origin(metadata), schedule)
 
 
 def read_header(path: str | os.PathLike[str]) -> tuple[TrainConfig, TrainState | None]:

@@ -36,6 +36,7 @@ COLUMNS = {
     "best_val": "best validation loss (nats)",
     "test_neg_elbo": "test negative ELBO (nats) of `vaelab evaluate`",
     "test_nll": "test NLL (nats) of `vaelab evaluate --nll`",
+    "recipe": "the recipe it follows: full, compressed (epochs trained / the recipe's) or modified",
     "time": "training wall time (the epochs' seconds summed)",
 }
 
@@ -58,6 +59,7 @@ class RunSummary:
     best_val: float | None = None
     test_neg_elbo: float | None = None
     test_nll: float | None = None
+    recipe: str | None = None  # RecipeRun.brief() of a run that follows a recipe
     seconds: float | None = None
     problem: str | None = None  # why a corrupt run could not be read
     holder: str | None = None  # who holds a locked run
@@ -125,6 +127,20 @@ def _number(value: Any) -> float | None:
         else None
 
 
+def _recipe(config: Mapping[str, Any]) -> str | None:
+    """How a config.json follows its recipe, in a few words (None: no recipe, or unreadable)."""
+    from vaelab.config import TrainConfig
+    from vaelab.recipes import recipe_run
+
+    if not config.get("recipe"):
+        return None
+    try:
+        followed = recipe_run(TrainConfig.from_dict(dict(config)))
+    except VaelabError:
+        return None
+    return followed.brief() if followed else None
+
+
 def summarise(path: Path, root: Path | None = None) -> RunSummary:
     """The row of one run directory; ``run`` is ``path`` relative to ``root`` when given."""
     from vaelab.runs.checkpoint import read_header
@@ -139,6 +155,7 @@ def summarise(path: Path, root: Path | None = None) -> RunSummary:
             row.z_dim = _typed(run.config, config, "z_dim", int)
             row.dataset = _typed(run.config, config, "dataset", str)
             row.epochs_planned = _typed(run.config, config, "epochs", int)
+            row.recipe = _recipe(config)
         row.seconds = _seconds(run)
         if run.last.is_file():
             saved, state = read_header(run.last)

@@ -10,6 +10,7 @@ trains alone as a stack of one, whose step writes its gradient out instead of us
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +20,7 @@ import torch
 from vaelab.config import TrainConfig
 from vaelab.data.tensors import DeviceSplits
 from vaelab.device import resolve_precision
+from vaelab.lr_schedules import LR_SCHEDULES, RESUME_FIXED
 from vaelab.models import VAE, create_model, model_registry
 from vaelab.notice import notice
 from vaelab.runs.checkpoint import global_rng_state
@@ -38,7 +40,7 @@ log = logging.getLogger(__name__)
 # Settings a stacked batch shares; z_dim, beta, seed, out and the trackers may differ.
 _SHARED = ("model", "dataset", "data_dir", "val_size", "epochs", "batch_size", "lr", "grad_clip",
            "kl_warmup", "binarize", "iw_samples", "n_pseudo_inputs", "precision", "device",
-           "checkpoint_every")
+           "checkpoint_every", *RESUME_FIXED)
 
 
 def stack_key(config: TrainConfig) -> tuple[Any, ...]:
@@ -76,7 +78,7 @@ def _single_step(members: list[Member], data: DeviceSplits) -> TrainStep | Stack
 
 def stack_of_one(model: VAE, config: TrainConfig, device: torch.device) -> bool:
     """Whether ``fit`` trains this model as a stack of one (written-out gradient) on ``device``."""
-    if config.compile or stacking_blocker(model, config) is not None:
+    if config.compile or stacking_blocker(model, config, alone=True) is not None:
         return False
     return hand_gradient_pays(device, resolve_precision(config.precision, device))
 
@@ -105,18 +107,24 @@ def fit(config: TrainConfig, options: RunOptions | None = None) -> FitResult:
 
 
 def _position(config: TrainConfig, resume: bool) -> tuple[Any, ...]:
-    """Where a run stands (epoch, step, global step, learning rate), read from its checkpoint."""
+    """Where a run stands (epoch, step, global step, learning rate and the schedule's state),
+    read from its checkpoint: only runs at one position share a step, an Adam and a schedule."""
     if not resume:
-        return (0, 0, 0, config.lr)
+        return (0, 0, 0, config.lr, "null")
     from vaelab.runs.checkpoint import read_checkpoint
 
     ckpt = read_checkpoint(RunDir(config.out).last)
     state, optimizer = ckpt.state, ckpt.optimizer_state or {}
     lr = optimizer.get("param_groups", [{}])[0].get("lr", config.lr)
-    return (state.epoch, state.step, state.global_step, lr) if state else (0, 0, 0, lr)
+    schedule = json.dumps(ckpt.schedule_state, sort_keys=True)
+    return (state.epoch, state.step, state.global_step, lr, schedule) if state \
+        else (0, 0, 0, lr, schedule)
 
 
 def _blocker(config: TrainConfig) -> str | None:
+    schedule = LR_SCHEDULES.get(config.lr_schedule)
+    if schedule.per_model:
+        return f"a {schedule.name} schedule follows each model's own loss"
     with torch.random.fork_rng(devices=[]), torch.device("meta"):
         return stacking_blocker(create_model(config.model_config()), config)
 

@@ -23,8 +23,10 @@ from vaelab.data.tensors import DeviceSplits, device_splits
 from vaelab.device import resolve_device
 from vaelab.errors import VaelabError
 from vaelab.evaluation.elbo import evaluate
+from vaelab.lr_schedules import LR_SCHEDULES, resume_problem
 from vaelab.models import VAE, create_model
 from vaelab.models.contract import check_behaviour
+from vaelab.recipes import recipe_run
 from vaelab.runs.checkpoint import (
     TrainState,
     checkpoint_bytes,
@@ -35,6 +37,7 @@ from vaelab.runs.checkpoint import (
 from vaelab.runs.layout import RunDir
 from vaelab.runs.rebuild import build_model
 from vaelab.training.epoch import Step, accumulator, train_epoch
+from vaelab.training.lr_schedule import RunSchedule
 from vaelab.training.options import RunOptions
 from vaelab.training.schedule import steps_per_epoch
 from vaelab.training.step import make_optimizer
@@ -70,6 +73,7 @@ class Member:
     state: TrainState
     optimizer_state: dict[str, Any] | None  # the checkpoint's Adam state (None: a fresh run)
     rng: dict[str, torch.Tensor]  # the generator states its noise continues from
+    schedule_state: dict[str, Any] | None = None  # the checkpoint's learning-rate schedule
 
     def restore_optimizer(self) -> torch.optim.Optimizer:
         """The run's Adam, with the checkpoint's state when resuming."""
@@ -138,20 +142,30 @@ def _open_member(config: TrainConfig, resume: bool, device: torch.device,
     rng = {"cpu": torch.get_rng_state()}
     if device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state(device)
-    state, optimizer_state = TrainState(), None
+    state, optimizer_state, schedule_state = TrainState(), None, None
     run.ensure_free_space(checkpoint_bytes(model, resume))
     if resume:
         ckpt = read_checkpoint(run.last)
         if ckpt.state is None or ckpt.optimizer_state is None:
             raise VaelabError(f"{run.last} has no training state to resume from")
+        problem = resume_problem(ckpt.config, config)
+        if problem:
+            raise VaelabError(f"{run.last}: {problem}")
+        if LR_SCHEDULES.get(config.lr_schedule).changes_lr and ckpt.schedule_state is None:
+            raise VaelabError(f"{run.last} holds no state of its {config.lr_schedule} "
+                              "learning-rate schedule; it cannot be resumed exactly")
         model = build_model(ckpt, device)
         state, optimizer_state, rng = ckpt.state, ckpt.optimizer_state, dict(ckpt.rng)
+        schedule_state = ckpt.schedule_state
     run.write_config(config.to_dict())
     origin = model_origin(config.model)
     if origin is not None:
         run.record_provenance("model", origin)
+    followed = recipe_run(config)
+    if followed is not None:
+        run.record_provenance("recipe", followed.to_dict())
     run.write_metrics(state.history)
-    return Member(config, run, model, state, optimizer_state, rng)
+    return Member(config, run, model, state, optimizer_state, rng, schedule_state)
 
 
 def train_runs(configs: Sequence[TrainConfig], options: RunOptions,
@@ -186,7 +200,12 @@ def train_runs(configs: Sequence[TrainConfig], options: RunOptions,
         for tracked in trackers:
             stack.callback(tracked.close)  # a no-op once finished
         if members[0].state.epoch < config.epochs:
-            _Loop(members, step, data, options, trackers).run()
+            # Stacked members stand at one position, so they share one schedule state.
+            lead = members[0]
+            schedule = RunSchedule(config, step.optimizer,
+                                   steps_per_epoch(step.n_train, config.batch_size),
+                                   lead.schedule_state, source=str(lead.run.last))
+            _Loop(members, step, data, options, trackers, schedule).run()
         models = [step.member_model(i) for i in range(len(members))]
         if options.pictures:
             from vaelab.pictures.run_figures import write_run_figures
@@ -205,9 +224,9 @@ class _Loop:
     """The epochs of one training: steps, records, checkpoints, NaN guard, stop requests."""
 
     def __init__(self, members: list[Member], step: Step, data: DeviceSplits,
-                 options: RunOptions, trackers: list[RunTrackers]) -> None:
+                 options: RunOptions, trackers: list[RunTrackers], schedule: RunSchedule) -> None:
         self.members, self.step, self.data, self.options = members, step, data, options
-        self.trackers = trackers
+        self.trackers, self.schedule = trackers, schedule
         self.config = members[0].config
         self.lead = members[0].state  # every member stands at the same position
         self.steps = steps_per_epoch(step.n_train, self.config.batch_size)
@@ -231,6 +250,7 @@ class _Loop:
 
         def on_step(done: int, sums: torch.Tensor) -> bool:
             nonlocal stopped
+            self.schedule.after_step()  # first, so every checkpoint holds the schedule moved on
             for member in self.members:
                 member.state.step, member.state.global_step = done, member.state.global_step + 1
             # Reading the sums syncs an accelerator, so there they are checked every 50 steps
@@ -271,7 +291,9 @@ class _Loop:
                               val_kl=val["kl"], val_mse=val["mse"])
             records.append(record)
         seconds = time.perf_counter() - started  # the epoch's steps and evaluations
-        lr = float(self.step.optimizer.param_groups[0]["lr"])
+        lr = self.schedule.epoch_lr()
+        # A plateau schedule follows its one model's loss (it is never shared by a stack).
+        self.schedule.after_epoch(records[0].get("val_loss", records[0]["train_loss"]))
         for index, (member, record) in enumerate(zip(self.members, records, strict=True)):
             record["seconds"] = seconds
             record["lr"] = lr
@@ -298,7 +320,7 @@ class _Loop:
         member = self.members[index]
         save_checkpoint(member.run.last, self.step.member_model(index), member.config,
                         member.state, self.step.member_optimizer(index),
-                        self.step.member_rng(index))
+                        self.step.member_rng(index), self.schedule.state())
 
     def _save_all_last(self) -> None:
         for index in range(len(self.members)):

@@ -25,15 +25,15 @@ from vaelab.models import VAE
 __all__ = ["Layer", "StackedForward", "StackedMLP", "StackedTerms", "stacking_blocker"]
 
 
-def stacking_blocker(model: VAE, config: TrainConfig) -> str | None:
-    """Why ``model`` cannot be trained stacked (None when it can)."""
+def stacking_blocker(model: VAE, config: TrainConfig, alone: bool = False) -> str | None:
+    """Why ``model`` cannot be trained stacked (None when it can); ``alone``: as a stack of one."""
     from vaelab.models.mlp import MLPVAE
 
     if type(model) is not MLPVAE:
         return f"model {config.model!r} is not a plain fully connected VAE"
     if model.conditional or config.iw_samples != 1:
         return "conditional and importance-weighted objectives are trained one by one"
-    if config.binarize == "dynamic":
+    if config.binarize == "dynamic" and not alone:
         return "dynamic binarisation draws a different batch per model"
     return None
 

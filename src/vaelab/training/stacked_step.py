@@ -22,9 +22,10 @@ from vaelab.models import VAE
 from vaelab.pixels import BINARIZERS
 from vaelab.training.adam import adam_step
 from vaelab.training.graphs import GraphedStep
+from vaelab.training.lr_schedule import graph_safe_lr
 from vaelab.training.stacked import StackedMLP
 from vaelab.training.stacked_grad import HandGradient, hand_gradient_blocker, hand_gradient_pays
-from vaelab.training.step import make_optimizer
+from vaelab.training.step import adam_settings, make_optimizer
 
 if TYPE_CHECKING:
     from vaelab.data.tensors import DeviceSplits
@@ -70,13 +71,24 @@ class StackedStep:
         self.groups = torch.tensor(group_of, device=device) if len(self.seeds) > 1 else None
         self.stacked = StackedMLP(self.models, device)
         self.use_graph = use_graph and device.type == "cuda"
-        self.optimizer = self._adam(float(_lr(optimizer_states[0], config.lr)))
+        self.optimizer = self._adam(config, float(_lr(optimizer_states[0], config.lr)))
         self.stacked.load_optimizer_states(
             self.optimizer, [s["state"] if s else None for s in optimizer_states])
         self.adam_step = adam_step(self.optimizer)
         self.rngs = list(rngs)
         self.generators = [_generator(rng, config.seed, device) for rng in rngs]
         self.binarize = BINARIZERS[config.binarize]
+        # Dynamic binarisation: one model's batch, drawn from its own generator (whose state
+        # its checkpoint keeps) before its noise, in the order TrainStep draws both from the
+        # global generator, so the model sees the numbers it would see there. Several models
+        # would each need their own binary batch; and the draw happens inside the step, which
+        # is then never a CUDA graph (a stack of one trains on the CPU).
+        self.noise_after_pixels = config.binarize == "dynamic"
+        if self.noise_after_pixels:
+            if len(self.models) > 1 or self.use_graph:
+                raise ValueError("dynamic binarisation is stacked only for one model, eagerly")
+            generator = self.generators[0]
+            self.binarize = lambda x: torch.bernoulli(x, generator=generator)
         self.grad_clip = config.grad_clip
         precision = resolve_precision(config.precision, device)
         # Graph replays must not depend on autocast's cache of cast weights.
@@ -101,15 +113,19 @@ class StackedStep:
                    [m.rng for m in members], [m.optimizer_state for m in members],
                    use_graph=graphs)
 
-    def _adam(self, lr: float) -> torch.optim.Optimizer:
-        """Adam as ``make_optimizer`` builds it; capturable when the step is a CUDA graph."""
+    def _adam(self, config: Any, lr: float) -> torch.optim.Optimizer:
+        """Adam as ``make_optimizer`` builds it (at ``lr``, where a resumed run stands);
+        capturable when the step is a CUDA graph."""
         params = self.stacked.parameters()
+        settings = {**adam_settings(config), "lr": lr}
         if self.use_graph:
-            return torch.optim.Adam(params, lr=lr, fused=True, capturable=True)
+            optimizer = torch.optim.Adam(params, **settings, fused=True, capturable=True)
+            graph_safe_lr(optimizer, config)
+            return optimizer
         try:
-            return torch.optim.Adam(params, lr=lr, fused=True)
+            return torch.optim.Adam(params, **settings, fused=True)
         except (RuntimeError, TypeError):
-            return torch.optim.Adam(params, lr=lr, foreach=self.device.type != "cpu")
+            return torch.optim.Adam(params, **settings, foreach=self.device.type != "cpu")
 
     # -- one step ------------------------------------------------------------------------
     def _body(self, buffers: _Buffers) -> torch.Tensor:
@@ -121,6 +137,8 @@ class StackedStep:
         x.div_(255.0)  # as pixels.to_float, so evaluation sees equal pixels
         if self.binarize is not None:
             x = self.binarize(x)
+        if self.noise_after_pixels:
+            self._draw_noise(buffers)
         for k, noise in enumerate(buffers.noise):
             buffers.eps[k].narrow(1, 0, noise.shape[1]).copy_(noise)
         images = x if self.groups is not None else x[0]
@@ -137,7 +155,8 @@ class StackedStep:
         return terms.sums.float()
 
     def __call__(self, index: torch.Tensor, kl_weights: Sequence[float]) -> torch.Tensor:
-        """Draw each model's noise, run the step on ``images[index]``; the (M, 3) sums."""
+        """Draw each model's noise (after its binary pixels, with dynamic binarisation), run the
+        step on ``images[index]``; the (M, 3) sums."""
         rows = index if index.dim() == 2 else index.unsqueeze(0)
         batch = rows.shape[1]
         buffers = self._buffers.get(batch)
@@ -145,8 +164,8 @@ class StackedStep:
             buffers = _Buffers(self.images, len(self.seeds), self.stacked.z_dims, batch)
             self._buffers[batch] = buffers
         buffers.index.copy_(rows, non_blocking=True)
-        for noise, generator in zip(buffers.noise, self.generators, strict=True):
-            torch.randn(noise.shape, generator=generator, out=noise)
+        if not self.noise_after_pixels:
+            self._draw_noise(buffers)
         if tuple(kl_weights) != self._weights_set:  # changes only during a KL warm-up
             self.kl_weights.copy_(torch.tensor(kl_weights, dtype=self.kl_weights.dtype))
             self._weights_set = tuple(kl_weights)
@@ -157,6 +176,10 @@ class StackedStep:
                 lambda: self._body(buffers), f"the stacked step of batch size {batch}",
                 before_capture=lambda: self.optimizer.zero_grad(set_to_none=True))
         return self._graphs[batch]()
+
+    def _draw_noise(self, buffers: _Buffers) -> None:
+        for noise, generator in zip(buffers.noise, self.generators, strict=True):
+            torch.randn(noise.shape, generator=generator, out=noise)
 
     # -- each member as a model of its own ----------------------------------------------
     def member_model(self, member: int) -> VAE:
@@ -170,7 +193,7 @@ class StackedStep:
         single = make_optimizer(model, self.configs[member], self.device)
         groups = single.state_dict()["param_groups"]
         for group in groups:
-            group["lr"] = self.optimizer.param_groups[0]["lr"]
+            group["lr"] = float(self.optimizer.param_groups[0]["lr"])  # a tensor in a graph
         state = self.stacked.optimizer_state(self.optimizer, member)
         single.load_state_dict({"state": state, "param_groups": groups})
         return single

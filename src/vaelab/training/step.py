@@ -35,16 +35,24 @@ from vaelab.pixels import BINARIZERS
 from vaelab.runs.checkpoint import global_rng_state
 from vaelab.training.adam import adam_step
 from vaelab.training.graphs import GraphedStep
+from vaelab.training.lr_schedule import graph_safe_lr
 
-__all__ = ["TrainStep", "batch_sums", "make_optimizer"]
+__all__ = ["TrainStep", "adam_settings", "batch_sums", "make_optimizer"]
+
+
+def adam_settings(config: TrainConfig) -> dict[str, Any]:
+    """Adam's hyperparameters from a run's settings: every Adam of vaelab is built with these."""
+    beta1, beta2 = config.adam_betas
+    return {"lr": config.lr, "betas": (beta1, beta2), "eps": config.adam_eps}
 
 
 def make_optimizer(model: VAE, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     """Adam; the fused kernel where this torch build has one for the device, else foreach."""
+    settings = adam_settings(config)
     try:
-        return torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
+        return torch.optim.Adam(model.parameters(), **settings, fused=True)
     except (RuntimeError, TypeError):
-        return torch.optim.Adam(model.parameters(), lr=config.lr, foreach=device.type != "cpu")
+        return torch.optim.Adam(model.parameters(), **settings, foreach=device.type != "cpu")
 
 
 def batch_sums(loss: torch.Tensor, recon_nll: torch.Tensor, kl: torch.Tensor) -> torch.Tensor:
@@ -99,6 +107,8 @@ class TrainStep:
         for group in optimizer.param_groups:
             if "capturable" in group:
                 group["capturable"] = self.use_graphs
+        if self.use_graphs:
+            graph_safe_lr(optimizer, config)
         self.adam_step = adam_step(optimizer)  # optimizer.step, minus its Python on the CPU
         self.train_model: Callable[..., Any] = model  # what the forward pass calls
         self.forward: Callable[..., tuple[torch.Tensor, torch.Tensor]] = self._forward
