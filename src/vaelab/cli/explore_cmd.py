@@ -25,14 +25,22 @@ def register(sub: Any) -> None:
                         help="test images drawn on the map (default 2000)")
     parser.add_argument("--data-dir", default=None,
                         help="where the dataset lives (default: as trained)")
+    parser.add_argument("--dataset", default=None, metavar="NAME_OR_PATH",
+                        help="map the test images of this dataset instead of the one the run "
+                        "was trained on (also: where that data lies now, if it moved)")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from vaelab.explore import write_explorer
 
     result = write_explorer(args.run_dir, args.out, checkpoint=args.checkpoint,
-                            encoding=args.weights, n_points=args.points, data_dir=args.data_dir)
+                            encoding=args.weights, n_points=args.points, data_dir=args.data_dir,
+                            dataset=args.dataset)
+    if result.data_warning:
+        print(f"vaelab: warning: {result.data_warning}", file=sys.stderr)
     print(f"{result.path}  ({result.size_bytes / 1e6:.2f} MB: {result.n_weights:,} decoder "
           f"weights as {result.encoding}, {result.n_points} map points; largest pixel "
           f"difference from PyTorch {result.max_abs_error:.1e})")

@@ -37,20 +37,24 @@ class ExplorerResult:
     encoding: str  # how the weights are stored
     max_abs_error: float  # largest pixel difference, exported decoder vs PyTorch, on prior draws
     layers: list[str]  # the decoder's operations, in order
+    data_warning: str | None = None  # how the data read differs from what the run trained on
 
 
 def _b64(array: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
 
 
-def explorer_payload(decoder: DecoderExport, means: np.ndarray, labels: np.ndarray,
+def explorer_payload(decoder: DecoderExport, means: np.ndarray, labels: np.ndarray | None,
                      class_names: list[str], n_points: int, info: dict[str, Any]) -> dict[str, Any]:
     """The JSON the page reads: decoder layers, latent summary and display facts."""
     summary = summarise_latents(means, labels, n_points)
     latents = summary.to_json()
     latents["means"] = _b64(summary.means.astype("<f2"))
     latents["coords"] = _b64(summary.map_coords.astype("<f4"))
-    latents["labels"] = _b64(summary.labels.astype(np.uint8))
+    # One byte per label, or two for datasets of more than 256 classes (QuickDraw has 345).
+    wide = len(class_names) > 256
+    latents["labels"] = _b64(summary.labels.astype("<u2" if wide else np.uint8))
+    latents["label_bytes"] = 2 if wide else 1
     return {
         "format": FORMAT,
         "model": {**info, "z_dim": decoder.z_dim},
@@ -80,10 +84,15 @@ def write_explorer(
     encoding: str = "float16",
     n_points: int = 2000,
     data_dir: str | None = None,
+    dataset: str | None = None,
 ) -> ExplorerResult:
-    """Write ``explorer.html`` (default: inside the run directory) and say what it holds."""
-    from vaelab.data import load_splits
+    """Write ``explorer.html`` (default: inside the run directory) and say what it holds.
+
+    The map shows the test split of the data the run was trained on, or of ``dataset``.
+    """
+    from vaelab.data.datasets import display_name
     from vaelab.runs.rebuild import load_run
+    from vaelab.runs.run_data import run_data
 
     if encoding not in ENCODINGS:
         raise VaelabError(f"unknown weight encoding {encoding!r}; choose one of "
@@ -93,12 +102,14 @@ def write_explorer(
     loaded = load_run(run_dir, which=checkpoint)
     model, config = loaded.model, loaded.config
     decoder = export_decoder(model, encoding)  # refuses an unsupported model before any data
-    splits = load_splits(config.dataset, data_dir or config.data_dir, config.val_size)
+    data = run_data(loaded.run_dir, config, dataset, data_dir)
+    data.check_model(model)
+    splits = data.splits
     images, labels = splits.split("test")
     means = latent_means(model, images, config.binarize)
-    title = f"{config.model} z_dim={config.z_dim} on {config.dataset}"
-    info = {"name": config.model, "dataset": config.dataset, "run": loaded.run_dir.name,
-            "checkpoint": loaded.checkpoint.path.name, "title": title}
+    title = f"{config.model} z_dim={config.z_dim} on {display_name(splits.name)}"
+    info = {"name": config.model, "dataset": display_name(splits.name),
+            "run": loaded.run_dir.name, "checkpoint": loaded.checkpoint.path.name, "title": title}
     payload = explorer_payload(decoder, means, labels, list(splits.class_names), n_points, info)
     layers = payload["decoder"]["layers"]
     error = _max_abs_error(model, layers)
@@ -113,4 +124,5 @@ def write_explorer(
                        for layer in layers for key in ("weight", "bias") if key in layer)
     return ExplorerResult(path, path.stat().st_size, weight_chars,
                           payload["decoder"]["n_weights"], payload["latents"]["n"], encoding,
-                          error, [layer["op"] for layer in layers])
+                          error, [layer["op"] for layer in layers],
+                          data.change.warning() if data.change else None)
