@@ -40,7 +40,8 @@ RESIZE_HINT = "pass --resize to convert them to 28 x 28 grey"
 
 
 def describe_shape(shape: Sequence[int]) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ")"
+    """A shape as Python writes a tuple: (5, 28, 28), (7,)."""
+    return str(tuple(int(d) for d in shape))
 
 
 def pixels_u8(array: np.ndarray, source: str) -> np.ndarray:

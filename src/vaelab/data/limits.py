@@ -15,6 +15,7 @@ __all__ = [
     "MAX_IMAGE_PIXELS",
     "MAX_ITEMS",
     "MAX_SIDE",
+    "image_file_limit",
     "inflate_limit",
 ]
 
@@ -30,11 +31,21 @@ MAX_SIDE = 4096
 MAX_IMAGE_PIXELS = MAX_SIDE * MAX_SIDE
 # Bytes of one image file: a 28 x 28 PNG is under a kilobyte, a large scan a few megabytes.
 MAX_IMAGE_FILE_BYTES = 64 << 20
+# An image file's decoder inflates all its compressed data, even past the pixels its header
+# announces, so the file's size is bounded by its pixel count: at most 8 bytes a pixel (more
+# than any real PNG, JPEG or TIFF with its metadata needs), and at least 64 KiB.
+_IMAGE_BYTES_PER_PIXEL = 8
+_IMAGE_FILE_FLOOR = 64 << 10
 # Distinct labels (QuickDraw has 345 categories).
 MAX_CLASSES = 10_000
 # Compressed image data inflates by a factor of 5 to 20; a deflate bomb by up to about 1,000.
 _MAX_RATIO = 200
 _RATIO_FLOOR = 64 << 20  # small files may inflate to this much whatever their ratio
+
+
+def image_file_limit(pixels: int) -> int:
+    """The largest image file, in bytes, that may hold ``pixels`` pixels."""
+    return min(MAX_IMAGE_FILE_BYTES, max(_IMAGE_FILE_FLOOR, _IMAGE_BYTES_PER_PIXEL * pixels))
 
 
 def inflate_limit(compressed_bytes: int, claimed_bytes: int | None = None) -> int:

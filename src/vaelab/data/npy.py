@@ -11,6 +11,7 @@ refused: ``allow_pickle`` stays off, and so nothing in a file can run code.
 from __future__ import annotations
 
 import struct
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -32,8 +33,10 @@ _MAX_HEADER = 10_000  # NumPy's own default for untrusted headers
 _MAX_MEMBERS = 64  # an .npz of a dataset holds a handful of arrays
 _MAX_RANK = 4
 _NUMBERS = "biuf"  # bool, signed and unsigned integers, floats
+# What NumPy's header parser (tokenize, ast.literal_eval) and zipfile raise on damaged input.
 _BAD_ZIP = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError,
-            RuntimeError, struct.error, UnicodeDecodeError, OverflowError, IndexError, KeyError)
+            RuntimeError, struct.error, UnicodeDecodeError, OverflowError, IndexError, KeyError,
+            TypeError, SyntaxError, tokenize.TokenError, RecursionError)
 
 
 def _header(stream: IO[bytes], source: str) -> tuple[tuple[int, ...], bool, np.dtype]:
@@ -84,21 +87,20 @@ def read_npy(stream: IO[bytes], source: str, available: int | None = None) -> np
         raise VaelabError(f"{source} claims {describe_shape(shape)} {dtype} values ({size:,} "
                           f"bytes), more than the file can hold ({limit:,}); it is corrupt, "
                           "truncated or a decompression bomb")
-    chunks, total = [], 0
+    # Grown chunk by chunk, so memory follows the data that is really there, not the claim.
+    data = bytearray()
     try:
-        while total <= size:
-            chunk = stream.read(min(_CHUNK, size + 1 - total))
+        while len(data) <= size:
+            chunk = stream.read(min(_CHUNK, size + 1 - len(data)))
             if not chunk:
                 break
-            chunks.append(chunk)
-            total += len(chunk)
+            data += chunk
     except _BAD_ZIP as exc:
         raise VaelabError(f"{source} is damaged ({_reason(exc)}); write it again") from None
-    if total != size:
-        what = "ends early" if total < size else "holds more data than its header announces"
-        raise VaelabError(f"{source} {what} ({total:,} of {size:,} data bytes); it is "
+    if len(data) != size:
+        what = "ends early" if len(data) < size else "holds more data than its header announces"
+        raise VaelabError(f"{source} {what} ({len(data):,} of {size:,} data bytes); it is "
                           "truncated or corrupt")
-    data = b"".join(chunks)
     array = np.frombuffer(data, dtype=dtype, count=count)
     return array.reshape(shape, order="F" if fortran else "C")
 
@@ -109,6 +111,7 @@ class NpzFile:
 
     path: Path
     archive: zipfile.ZipFile
+    size: int  # the file's size on disk, which bounds what a member's directory entry claims
 
     def names(self) -> list[str]:
         return [info.filename[:-4] for info in self.archive.infolist()]
@@ -116,8 +119,9 @@ class NpzFile:
     def read(self, name: str) -> np.ndarray:
         info = self.archive.getinfo(f"{name}.npy")
         source = f"{self.path} (array {name!r})"
-        available = info.file_size if info.compress_type == zipfile.ZIP_STORED \
-            else inflate_limit(info.compress_size)
+        compressed = min(info.compress_size, self.size)
+        available = compressed if info.compress_type == zipfile.ZIP_STORED \
+            else inflate_limit(compressed)
         try:
             with self.archive.open(info) as member:
                 array = read_npy(member, source, min(available, info.file_size))
@@ -136,7 +140,8 @@ class NpzFile:
 def open_npz(path: Path) -> Iterator[NpzFile]:
     """An .npz whose member list is checked: only .npy arrays, distinct names, a few of them."""
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
             raise VaelabError(f"{path} is larger than {MAX_FILE_BYTES >> 30} GiB; vaelab reads "
                               "smaller files")
         with path.open("rb") as raw:
@@ -164,4 +169,4 @@ def open_npz(path: Path) -> Iterator[NpzFile]:
             raise VaelabError(f"{path} holds two arrays of the same name; it is corrupt")
         if any(info.flag_bits & 0x1 for info in infos):
             raise VaelabError(f"{path} is encrypted; expected a plain numpy.savez file")
-        yield NpzFile(path, archive)
+        yield NpzFile(path, archive, size)

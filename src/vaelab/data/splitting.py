@@ -1,6 +1,6 @@
 """The split rules: the held-out test split and the validation split, each with its own seed.
 
-* A dataset without a test part gets one held out: ``test_size(n)`` images (10 %, at most
+* A dataset without a test part gets one held out: ``held_out_size(n)`` images (10 %, at most
   10,000, at least one), chosen by ``held_out_order``, a permutation that depends on the seed
   and ``n`` only. It is computed with its own integer hash (SplitMix64), not NumPy's
   generators, so the same data gives the same test images with any NumPy version.
@@ -17,8 +17,8 @@ import hashlib
 
 import numpy as np
 
-__all__ = ["TEST_SEED", "VAL_SEED", "default_val_size", "hold_out_test", "indices_sha256",
-           "test_size", "val_split"]
+__all__ = ["TEST_SEED", "VAL_SEED", "default_val_size", "held_out_order", "held_out_size",
+           "hold_out_test", "indices_sha256", "val_split"]
 
 VAL_SEED = 20150807
 TEST_SEED = 20240521
@@ -30,7 +30,7 @@ def default_val_size(n_train: int) -> int:
     return min(5000, n_train // 10)
 
 
-def test_size(n: int) -> int:
+def held_out_size(n: int) -> int:
     """Images held out for testing from ``n`` (at least 2): 10 %, from 1 to 10,000."""
     return max(1, min(_MAX_TEST, n // 10))
 
@@ -51,9 +51,9 @@ def held_out_order(n: int, seed: int = TEST_SEED) -> np.ndarray:
 
 
 def hold_out_test(n: int, seed: int = TEST_SEED) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted (train, test) indices of ``n`` images, ``test_size(n)`` of them held out."""
+    """Sorted (train, test) indices of ``n`` images, ``held_out_size(n)`` of them held out."""
     order = held_out_order(n, seed)
-    size = test_size(n)
+    size = held_out_size(n)
     return np.sort(order[size:]), np.sort(order[:size])
 
 

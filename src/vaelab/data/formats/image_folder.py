@@ -25,7 +25,12 @@ import numpy as np
 
 from vaelab.data.checks import IMAGE_SHAPE, RESIZE_HINT
 from vaelab.data.formats import DataFormat, RawParts, register_format
-from vaelab.data.limits import MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS, MAX_ITEMS
+from vaelab.data.limits import (
+    MAX_IMAGE_FILE_BYTES,
+    MAX_IMAGE_PIXELS,
+    MAX_ITEMS,
+    image_file_limit,
+)
 from vaelab.errors import VaelabError
 
 __all__ = ["IMAGE_SUFFIXES", "PILLOW_FORMATS", "read_image", "read_image_folder"]
@@ -114,13 +119,20 @@ def read_image(path: Path, resize: bool) -> np.ndarray:
     from vaelab.data.convert import image_to_grey28
 
     try:
-        if path.stat().st_size > MAX_IMAGE_FILE_BYTES:
+        size = path.stat().st_size
+        if size > MAX_IMAGE_FILE_BYTES:
             raise VaelabError(f"{path} is larger than {MAX_IMAGE_FILE_BYTES >> 20} MB; expected "
                               "a small image")
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow warns of damage it reads past (corrupt EXIF, bad tags) and of bombs: here
+            # every warning is an error, so a damaged file is refused rather than half-read.
+            warnings.simplefilter("error")
             with Image.open(path, formats=PILLOW_FORMATS) as image:
                 width, height = image.size
+                if size > image_file_limit(width * height):
+                    raise VaelabError(f"{path} holds {size:,} bytes for {width} x {height} "
+                                      "pixels, far more than an image needs; it is corrupt or "
+                                      "a decompression bomb")
                 grey = image.mode in _GREY_MODES
                 if (width, height) != IMAGE_SHAPE[::-1] or not grey:
                     what = f"{width} x {height}, {image.mode}"
@@ -138,9 +150,11 @@ def read_image(path: Path, resize: bool) -> np.ndarray:
     except UnidentifiedImageError:
         raise VaelabError(f"{path} is not an image file vaelab reads (expected "
                           f"{', '.join(PILLOW_FORMATS)})") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise VaelabError(f"{path} claims more pixels than vaelab decodes ({MAX_IMAGE_PIXELS:,} "
+                          "at most); it is corrupt or a decompression bomb") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError,
-            TypeError, KeyError, RuntimeError, OverflowError, ZeroDivisionError,
-            Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            TypeError, KeyError, RuntimeError, OverflowError, ZeroDivisionError, Warning) as exc:
         reason = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
         raise VaelabError(f"{path} is not a readable image ({reason}); expected a 28 x 28 grey "
                           "image file") from None

@@ -28,8 +28,8 @@ def single_array(npz: NpzFile) -> np.ndarray:
     """The one array of an .npz that holds one (KMNIST's per-part files)."""
     names = npz.names()
     if len(names) != 1:
-        raise VaelabError(f"{npz.path} holds {len(names)} arrays ({', '.join(names[:6])}); "
-                          "expected one")
+        raise VaelabError(f"{npz.path} holds {len(names)} arrays "
+                          f"({', '.join(map(repr, names[:6]))}); expected one")
     return npz.read(names[0])
 
 
@@ -49,7 +49,8 @@ def read_npz(path: Path, resize: bool) -> RawParts:
         if "x_train" in keys and keys <= {*KERAS_KEYS, CLASS_NAMES}:
             return _read_keras(npz, resize)
         if len(keys) != 1:
-            raise VaelabError(f"{path} holds the arrays {', '.join(sorted(keys)[:8])}; expected "
+            found = ", ".join(map(repr, sorted(keys)[:8]))
+            raise VaelabError(f"{path} holds the arrays {found}; expected "
                               f"{', '.join(KERAS_KEYS)} (x_train required, class_names "
                               "optional) or one array of images")
         if (part_of(path.name) or "").endswith("labels"):

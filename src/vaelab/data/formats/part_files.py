@@ -95,7 +95,8 @@ def _claims(path: Path) -> bool:
 
 def read_part_files(path: Path, resize: bool) -> RawParts:
     found = part_files(path)
-    for part, paths in found.items():
+    for part in PART_KEYS:
+        paths = found.get(part, [])
         if len(paths) > 1:
             names = ", ".join(p.name for p in paths[:4])
             raise VaelabError(f"{path} holds several {part.replace('_', ' ')} files ({names}); "
