@@ -71,7 +71,8 @@ def test_two_gloo_ranks_match_one_process(tiny_dataset: str, tiny_dataset_dir: P
         assert json.loads((tmp_path / f"rank{rank}.json").read_text()) == [2] * 18
     # Only rank 0 wrote, and its checkpoint continues as a single-process run would.
     written = {p.name for p in ddp_dir.iterdir()} - {"train.lock"}
-    assert written == {"best.safetensors", "config.json", "last.safetensors", "metrics.jsonl"}
+    assert written == {"best.safetensors", "config.json", "last.safetensors", "metrics.jsonl",
+                       "provenance.json"}
     resumed = fit(_config(tiny_dataset, tiny_dataset_dir, ddp_dir, epochs=3),
                   RunOptions(resume=True, pictures=False))
     longer = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "one3", epochs=3),
