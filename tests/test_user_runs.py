@@ -64,6 +64,10 @@ def test_unlabelled_images_train_evaluate_picture_explore_and_list(
     page = (run / "explorer.html").read_text()
     payload = json.loads(page.split('type="application/json">', 1)[1].split("</script>", 1)[0])
     assert payload["latents"]["labelled"] is False and payload["class_names"] == []
+    # The classifier-based measures need labels: one line, before any classifier is trained.
+    assert main(["evaluate", str(run), "--fid", "--classifier-dir", str(tmp_path / "c")]) == 2
+    _one_line(capsys, "has no labels", "--fid")
+    assert not (tmp_path / "c").exists()
     assert main(["runs", str(tmp_path)]) == 0
     table = capsys.readouterr().out
     assert " scans " in table and str(scans) not in table  # the dataset by its folder's name

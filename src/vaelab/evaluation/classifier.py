@@ -169,10 +169,8 @@ def train_classifier(
 
     device = torch.device(device)
     content = content or read_dataset(dataset, data_dir, resize=resize)
-    if content.train_labels is None or content.test_labels is None:
-        raise VaelabError(f"{content.name} has no labels, and the classifier learns its classes "
-                          "from them; the measures built on it (--fid, the study's class maps) "
-                          "need labelled data")
+    _require_labels(content)
+    assert content.train_labels is not None and content.test_labels is not None
     train_x = _to_float(content.train_images, device)
     train_y = torch.from_numpy(content.train_labels).long().to(device)
     test_x = _to_float(content.test_images, device)
@@ -211,6 +209,13 @@ def train_classifier(
                           seconds=seconds, class_names=content.class_names)
     model.eval()
     return Classifier(model, info)
+
+
+def _require_labels(content: DatasetContent) -> None:
+    if not content.labelled or content.test_labels is None:
+        raise VaelabError(f"{content.name} has no labels, and the classifier learns its classes "
+                          "from them; the measures built on it (--fid, the study's class maps) "
+                          "need labelled data")
 
 
 def classifier_filename(content_id: str, seed: int = 0) -> str:
@@ -295,6 +300,8 @@ def cached_classifier(
     from vaelab.data.datasets import is_registered, read_dataset
 
     content = None if is_registered(dataset) else read_dataset(dataset, data_dir, resize=resize)
+    if content is not None:
+        _require_labels(content)
     path = Path(cache_dir) / classifier_filename(content.content_id if content else dataset,
                                                  seed)
     if path.is_file():
