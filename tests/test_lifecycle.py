@@ -36,6 +36,7 @@ def test_fit_writes_run_directory(
     run = tmp_path / "run"
     for name in (
         "config.json",
+        "provenance.json",
         "metrics.jsonl",
         "last.safetensors",
         "best.safetensors",

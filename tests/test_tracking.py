@@ -348,8 +348,9 @@ def test_an_unreachable_mlflow_server_warns_once_and_the_run_is_complete(
     assert warning.startswith("tracker mlflow failed in start") and "127.0.0.1:9" in warning
     run = tmp_path / "run"
     assert {p.name for p in run.iterdir()} == {
-        "config.json", "metrics.jsonl", "last.safetensors", "best.safetensors",
-        "reconstructions.png", "samples.png", "loss_curves.png", "tensorboard", "provenance.json"}
+        "config.json", "provenance.json", "metrics.jsonl", "last.safetensors",
+        "best.safetensors", "reconstructions.png", "samples.png", "loss_curves.png",
+        "tensorboard"}
     history = _history(run)
     assert [r["epoch"] for r in history] == [1, 2]
     _assert_mirrors(_events(run), history)  # the other tracker logged every epoch

@@ -95,9 +95,14 @@ class TrainConfig(ModelSettings):
     model: str = setting("mlp", "architecture from the model registry (see `vaelab models`)")
     beta: float = setting(1.0, "weight of the KL term (1 = the ELBO; >1 a beta-VAE)",
                           _NON_NEGATIVE)
-    dataset: str = setting("mnist-sample", "dataset name (see `vaelab data list`)")
+    dataset: str = setting(
+        "mnist-sample", "dataset name (see `vaelab data list`) or path: a folder of IDX files "
+        "or of images (a subfolder per class), an .npz or an .npy (see docs/data.md)")
     data_dir: str | None = setting(
         None, "folder holding <dataset>/ files (default $VAELAB_DATA or ~/.cache/vaelab)")
+    resize: bool = setting(
+        False, "convert images of a dataset path that are not 28 x 28 grey (other sizes, "
+        "colour) to 28 x 28 grey: luma, fitted with Lanczos filtering, centred on black")
     val_size: int | None = setting(
         None, "validation images carved from the training set (default 5000 or 10%)",
         Rule("non-negative", upper=10_000_000))

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     import torch
 
+    from vaelab.data.datasets import Splits
     from vaelab.evaluation.classifier import Classifier
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,9 @@ def register(sub: Any) -> None:
                         "its protocol names)")
     parser.add_argument("--data-dir", default=None,
                         help="where the dataset lives (default: as trained)")
+    parser.add_argument("--dataset", default=None, metavar="NAME_OR_PATH",
+                        help="score this dataset instead of the one the run was trained on "
+                        "(also: where that data lies now, if it moved)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     parser.add_argument("--nll", action="store_true",
                         help="also estimate -log p(x) by importance sampling (Burda et al. 2015)")
@@ -74,25 +78,24 @@ NOT_A_LIKELIHOOD = ("vaelab: warning: this run was trained on grey-level pixels 
                     "binarised-MNIST NLLs; retrain with --binarize dynamic for that")
 
 
-def _classifier(dataset: str, data_dir: str | None, override: str | None,
+def _classifier(splits: Splits, data_dir: str | None, resize: bool, override: str | None,
                 device: torch.device) -> tuple[Classifier, Path]:
     """The dataset's cached classifier, trained first (with word on stderr) when absent."""
-    from vaelab.evaluation.classifier import (
-        cached_classifier,
-        classifier_cache_dir,
-        classifier_filename,
-    )
+    from vaelab.data.datasets import display_name
+    from vaelab.evaluation.classifier import cached_classifier, classifier_cache_dir
 
     cache = classifier_cache_dir(data_dir, override)
-    if not (cache / classifier_filename(dataset)).is_file():
-        print(f"training the digit classifier on {dataset} for --fid, once (cached in {cache})",
-              file=sys.stderr)
+
+    def on_train() -> None:
+        print(f"training the digit classifier on {display_name(splits.name)} for --fid, once "
+              f"(cached in {cache})", file=sys.stderr)
 
     def on_epoch(epoch: int, epochs: int, loss: float) -> None:
         print(f"classifier epoch {epoch}/{epochs}: cross-entropy {loss:.4f}", file=sys.stderr)
 
-    classifier, path, _ = cached_classifier(dataset, cache, data_dir, device=device,
-                                            on_epoch=on_epoch)
+    classifier, path, _ = cached_classifier(splits.name, cache, data_dir, device=device,
+                                            on_epoch=on_epoch, resize=resize,
+                                            on_train=on_train)
     return classifier, path
 
 
@@ -157,11 +160,12 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from vaelab.cli.output import format_table, print_json
-    from vaelab.data import load_splits
+    from vaelab.data.datasets import display_name
     from vaelab.device import resolve_device
     from vaelab.evaluation.elbo import bce_floor, evaluate
     from vaelab.evaluation.sample_quality import min_samples
     from vaelab.runs.rebuild import load_run
+    from vaelab.runs.run_data import run_data
 
     if args.samples is not None and args.samples < 1:
         raise VaelabError(f"--samples must be at least 1, got {args.samples}")
@@ -177,10 +181,16 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_run(args.run_dir, which=checkpoint, device=device)
     config = loaded.config
     data_dir = args.data_dir or config.data_dir
-    splits = load_splits(config.dataset, data_dir, config.val_size)
+    data = run_data(loaded.run_dir, config, args.dataset, data_dir)
+    data.refuse_meaningless(args.split)
+    data.check_model(loaded.model)
+    if data.change is not None:
+        print(f"vaelab: warning: {data.change.warning()}", file=sys.stderr)
+    splits = data.splits
     images_np, labels_np = splits.split(args.split)
     images = torch.from_numpy(images_np[:args.limit]).to(device)
-    labels = torch.from_numpy(labels_np[:args.limit]).long().to(device)
+    labels = None if labels_np is None else \
+        torch.from_numpy(labels_np[:args.limit]).long().to(device)
     binarized = config.binarize != "none"
     result: dict[str, Any] = evaluate(loaded.model, images, labels, config.binarize)
     if not binarized:
@@ -208,20 +218,22 @@ def run(args: argparse.Namespace) -> int:
     if args.fid:
         from vaelab.evaluation.sample_quality import DEFAULT_SAMPLES, sample_quality
 
-        classifier, path = _classifier(config.dataset, data_dir, args.classifier_dir, device)
+        classifier, path = _classifier(splits, data_dir, config.resize, args.classifier_dir,
+                                       device)
         quality = sample_quality(loaded.model, classifier, splits.test_images,
                                  n_samples=args.fid_samples or DEFAULT_SAMPLES, seed=args.seed)
         result.update(quality.to_dict())
         quality_source = (f"sample quality: {quality.n_samples} prior samples against the "
                           f"{quality.n_real} test images, in the hidden-layer features of {path}")
     report = {"split": args.split, **result, "model": config.model, "z_dim": config.z_dim,
-              "dataset": config.dataset, "binarize": config.binarize, "binarized": binarized,
-              "checkpoint": checkpoint}
+              "dataset": splits.name, "data_sha256": splits.provenance.get("sha256"),
+              "binarize": config.binarize, "binarized": binarized, "checkpoint": checkpoint}
     if followed is not None:
         protocol = _protocol(followed, args, checkpoint, result.get("nll_samples"))
         report["recipe"] = {**followed.to_dict(), "evaluated_as_protocol": not protocol,
                             "evaluation_differs": protocol}
-    if args.limit is None:  # a whole split: kept for `vaelab runs`
+    other_data = data.change is not None and data.change.other
+    if args.limit is None and not other_data:  # a whole split: kept for `vaelab runs`
         _record(loaded.run_dir, f"{args.split}/{checkpoint}", report)
     if trackers is not None:
         from vaelab.trackers import TrackerOptions, TrackerSet
@@ -238,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"recipe {followed.label()}; evaluated "
               + (f"unlike its protocol ({differs})" if differs else "as its protocol")
               + f": {followed.recipe.evaluation()}")
-    print(f"{config.model} z_dim={config.z_dim} on {config.dataset} {args.split} "
+    print(f"{config.model} z_dim={config.z_dim} on {display_name(splits.name)} {args.split} "
           f"({result['n']} images, binarize={config.binarize}, {checkpoint} checkpoint), "
           "per image:")
     rows: list[list[Any]] = [["negative ELBO (nats)", result["neg_elbo"]],

@@ -29,15 +29,23 @@ def register(sub: Any) -> None:
                         help="test images drawn on the map (default 2000)")
     parser.add_argument("--data-dir", default=None,
                         help="where the dataset lives (default: as trained)")
+    parser.add_argument("--dataset", default=None, metavar="NAME_OR_PATH",
+                        help="map the test images of this dataset instead of the one the run "
+                        "was trained on (also: where that data lies now, if it moved)")
     add_plugin_arguments(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from vaelab.explore import write_explorer
 
     result = write_explorer(args.run_dir, args.out, checkpoint=args.checkpoint,
-                            encoding=args.weights, n_points=args.points, data_dir=args.data_dir)
+                            encoding=args.weights, n_points=args.points, data_dir=args.data_dir,
+                            dataset=args.dataset)
+    if result.data_warning:
+        print(f"vaelab: warning: {result.data_warning}", file=sys.stderr)
     size = f"{result.size_bytes / 1e6:.2f} MB"
     if result.grid_steps is not None:
         columns, rows = result.grid_steps

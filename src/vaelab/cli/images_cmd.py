@@ -22,6 +22,9 @@ def register(sub: Any) -> None:
     rec.add_argument("--n", type=int, default=100, help="number of images (default 100)")
     rec.add_argument("--out", default=None, help="PNG path (default RUN_DIR/reconstructions.png)")
     rec.add_argument("--data-dir", default=None)
+    rec.add_argument("--dataset", default=None, metavar="NAME_OR_PATH",
+                     help="reconstruct images of this dataset instead of the one the run was "
+                     "trained on (also: where that data lies now, if it moved)")
     add_plugin_arguments(rec)
     rec.set_defaults(handler=reconstruct)
     sam = sub.add_parser("sample", help="decode draws from the prior into a PNG grid",
@@ -48,20 +51,25 @@ def _positive_n(n: int) -> None:
 
 
 def reconstruct(args: argparse.Namespace) -> int:
+    import sys
+
     import torch
 
-    from vaelab.data import load_splits
     from vaelab.pictures.run_figures import save_reconstructions
     from vaelab.runs.rebuild import load_run
+    from vaelab.runs.run_data import run_data
 
     _positive_n(args.n)
     loaded = load_run(args.run_dir)
     config = loaded.config
-    images, labels = load_splits(config.dataset, args.data_dir or config.data_dir,
-                                 config.val_size).split(args.split)
+    data = run_data(loaded.run_dir, config, args.dataset, args.data_dir)
+    data.check_model(loaded.model)
+    if data.change is not None:
+        print(f"vaelab: warning: {data.change.warning()}", file=sys.stderr)
+    images, labels = data.splits.split(args.split)
     out = Path(args.out) if args.out else RunDir(loaded.run_dir).picture(RECONSTRUCTIONS)
     save_reconstructions(out, loaded.model, torch.from_numpy(images[:args.n]), config.binarize,
-                         torch.from_numpy(labels[:args.n]).long())
+                         None if labels is None else torch.from_numpy(labels[:args.n]).long())
     print(out)
     return 0
 

@@ -70,6 +70,7 @@ def _sort_key(column: str) -> Any:
 
 def _list(root: Path, sort: str, as_json: bool) -> int:
     from vaelab.cli.output import format_table, print_json
+    from vaelab.data.datasets import display_name
     from vaelab.runs.inventory import find_runs, summarise
 
     rows = sorted((summarise(path, root) for path in find_runs(root)), key=_sort_key(sort))
@@ -83,7 +84,9 @@ def _list(root: Path, sort: str, as_json: bool) -> int:
     def shown(value: Any) -> Any:
         return "-" if value is None else value
 
-    table = [[r.run, r.status, shown(r.model), shown(r.z_dim), shown(r.dataset),
+    # A dataset given as a path is shown by its last part; --json keeps the whole path.
+    table = [[r.run, r.status, shown(r.model), shown(r.z_dim),
+              "-" if r.dataset is None else display_name(r.dataset),
               f"{shown(r.epochs_done)}/{shown(r.epochs_planned)}", shown(r.best_val),
               shown(r.test_neg_elbo), shown(r.test_nll), shown(r.recipe),
               format_duration(r.seconds)]

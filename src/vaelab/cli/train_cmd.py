@@ -55,16 +55,21 @@ def _resume_config(args: argparse.Namespace) -> Any:
 
 
 def _check_names(config: Any) -> None:
-    """--model and --dataset name registry entries; say which ones exist."""
-    from vaelab.data.datasets import dataset_registry
+    """--model names a registry entry and --dataset a registered dataset or an existing path;
+    say which ones exist."""
+    from vaelab.data.datasets import dataset_registry, is_registered
+    from vaelab.data.user import dataset_path
     from vaelab.errors import VaelabError
     from vaelab.models import model_registry
 
-    for flag, name, registry in (("--model", config.model, model_registry),
-                                 ("--dataset", config.dataset, dataset_registry)):
-        if name not in registry:
-            raise VaelabError(f"{flag}: unknown {registry.kind} {name!r}; choose one of "
-                              f"{', '.join(registry.names())}{registry.hint}")
+    if config.model not in model_registry:
+        raise VaelabError(f"--model: unknown {model_registry.kind} {config.model!r}; choose one "
+                          f"of {', '.join(model_registry.names())}{model_registry.hint}")
+    if not is_registered(config.dataset):
+        try:
+            dataset_path(config.dataset, dataset_registry.names())
+        except VaelabError as exc:
+            raise VaelabError(f"--dataset: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,7 +1,17 @@
-"""Datasets: the IDX reader, the dataset registry, downloads and the validation split."""
+"""Datasets: registered by name or given as a path, their readers, downloads and splits."""
 
 from __future__ import annotations
 
-from vaelab.data.datasets import DatasetSpec, Splits, dataset_registry, find_dataset, load_splits
+from vaelab.data.datasets import (
+    DatasetContent,
+    DatasetSpec,
+    Splits,
+    dataset_registry,
+    find_dataset,
+    is_registered,
+    load_splits,
+    read_dataset,
+)
 
-__all__ = ["DatasetSpec", "Splits", "dataset_registry", "find_dataset", "load_splits"]
+__all__ = ["DatasetContent", "DatasetSpec", "Splits", "dataset_registry", "find_dataset",
+           "is_registered", "load_splits", "read_dataset"]

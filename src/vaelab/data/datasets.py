@@ -1,9 +1,10 @@
-"""Datasets by name: where their files live, their checksums, and the train/val/test split.
+"""Datasets by name or by path, and their train/val/test splits.
 
-A dataset is four IDX files. They are looked for, in order, in ``--data-dir`` (or
+A registered dataset is four IDX files. They are looked for, in order, in ``--data-dir`` (or
 ``$VAELAB_DATA``, else ``~/.cache/vaelab``) under ``<root>/<name>/``, in
 ``/usr/share/datasets/<name>/`` (Debian's dataset packages), and for ``mnist-sample`` in the
-copy shipped inside the package.
+copy shipped inside the package. Any other ``dataset`` value is a path, read by
+``vaelab.data.user`` in one of the formats of ``vaelab.data.formats``.
 """
 
 from __future__ import annotations
@@ -11,22 +12,30 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from vaelab.data.content import DatasetContent, content_sha256
 from vaelab.data.idx import decompressed_bytes, read_idx_bytes, sha256_hex
+from vaelab.data.splitting import VAL_SEED, default_val_size, indices_sha256, val_split
 from vaelab.errors import VaelabError
 from vaelab.registry import Registry
 
 __all__ = [
     "FILE_KINDS",
+    "DatasetContent",
     "DatasetSpec",
     "Splits",
     "dataset_registry",
     "default_data_root",
+    "default_val_size",
+    "display_name",
     "find_dataset",
+    "is_registered",
     "load_arrays",
     "load_splits",
+    "read_dataset",
     "search_dirs",
 ]
 
@@ -182,10 +191,9 @@ def find_dataset(name: str, data_dir: str | os.PathLike[str] | None = None) -> d
     )
 
 
-def load_arrays(
-    name: str, data_dir: str | os.PathLike[str] | None = None, verify: bool = True
-) -> dict[str, np.ndarray]:
-    """The four arrays of a dataset, each file checked against its known SHA-256."""
+def _registered_content(name: str, data_dir: str | os.PathLike[str] | None,
+                        verify: bool) -> DatasetContent:
+    """A registered dataset's four IDX files, each checked against its known SHA-256."""
     spec = dataset_registry.get(name)
     paths = find_dataset(name, data_dir)
     arrays: dict[str, np.ndarray] = {}
@@ -204,70 +212,135 @@ def load_arrays(
         n_img, n_lab = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
         if n_img != n_lab:
             raise VaelabError(f"{name}: {n_img} {split} images but {n_lab} labels")
-    return arrays
+    # The files are the published ones, so their checksums fingerprint the content.
+    parts = {split: sha256_hex((spec.sha256[f"{split}_images"]
+                                + spec.sha256[f"{split}_labels"]).encode())
+             for split in ("train", "test")}
+    provenance = {
+        "dataset": name, "format": "registered", "sha256": content_sha256(parts,
+                                                                          spec.class_names),
+        "parts": parts, "files": {kind: paths[kind].name for kind in FILE_KINDS},
+        "images": {split: len(arrays[f"{split}_images"]) for split in ("train", "test")},
+        "labelled": True, "class_names": list(spec.class_names), "resize": False,
+        "test_split": {"held_out": False},
+    }
+    return DatasetContent(
+        name=name, train_images=arrays["train_images"], train_labels=arrays["train_labels"],
+        test_images=arrays["test_images"], test_labels=arrays["test_labels"],
+        class_names=spec.class_names, class_noun=spec.class_noun, content_id=name,
+        provenance=provenance)
+
+
+def is_registered(dataset: str) -> bool:
+    """Whether ``dataset`` names a registered dataset (else it is a path)."""
+    return dataset in dataset_registry
+
+
+def display_name(dataset: str) -> str:
+    """A short name for titles: a registered name, or the last part of a path."""
+    return dataset if is_registered(dataset) else Path(dataset).name or dataset
+
+
+def read_dataset(dataset: str, data_dir: str | os.PathLike[str] | None = None,
+                 verify: bool = True, resize: bool = False) -> DatasetContent:
+    """The train and test parts of a registered dataset or of a path, every file checked.
+
+    A registered name wins over a file or folder of the same name (write ``./mnist`` for the
+    folder). ``data_dir`` is where registered datasets are looked for; ``resize`` converts a
+    path's images that are not 28 x 28 grey.
+    """
+    if is_registered(dataset):
+        return _registered_content(dataset, data_dir, verify)
+    from vaelab.data.user import dataset_path, read_path_dataset
+
+    return read_path_dataset(dataset_path(dataset, dataset_registry.names()), resize)
+
+
+def load_arrays(
+    name: str, data_dir: str | os.PathLike[str] | None = None, verify: bool = True,
+    resize: bool = False,
+) -> dict[str, np.ndarray]:
+    """The four arrays of a dataset (the label arrays only when it is labelled)."""
+    content = read_dataset(name, data_dir, verify, resize)
+    arrays = {"train_images": content.train_images, "train_labels": content.train_labels,
+              "test_images": content.test_images, "test_labels": content.test_labels}
+    return {kind: array for kind, array in arrays.items() if array is not None}
 
 
 @dataclass
 class Splits:
-    """uint8 images (N, 28, 28) and labels (N,) for train, validation and test."""
+    """uint8 images (N, 28, 28) and int labels (N,) for train, validation and test.
 
-    name: str
+    Unlabelled data has every label array None and no class names.
+    """
+
+    name: str  # a registered name, or the dataset's absolute path
     train_images: np.ndarray
-    train_labels: np.ndarray
+    train_labels: np.ndarray | None
     val_images: np.ndarray
-    val_labels: np.ndarray
+    val_labels: np.ndarray | None
     test_images: np.ndarray
-    test_labels: np.ndarray
+    test_labels: np.ndarray | None
     class_names: tuple[str, ...] = field(default_factory=tuple)
     class_noun: str = "class"  # what one class is called in prose: "digit" for MNIST
+    # A name for caches of things learnt from this data (the digit classifier): the registered
+    # name, or "<name>-<first 12 hex digits of the content's SHA-256>" for a path.
+    content_id: str = ""
+    provenance: dict[str, Any] = field(default_factory=dict)  # the run's "data" section
+
+    def __post_init__(self) -> None:
+        labels = (self.train_labels, self.val_labels, self.test_labels)
+        if any(a is None for a in labels) != all(a is None for a in labels):
+            raise ValueError("either every split has labels or none has")
+        if not self.content_id:
+            self.content_id = self.name
 
     @property
     def labelled(self) -> bool:
         """Whether the images carry labels (the classifier-based measures need them)."""
-        return True
+        return self.train_labels is not None
 
     @property
-    def content_id(self) -> str:
-        """A name for caches of things learnt from this data (the digit classifier)."""
-        return self.name
+    def test_held_out(self) -> bool:
+        """Whether the test split was held out of data that came without one."""
+        return bool(self.provenance.get("test_split", {}).get("held_out"))
 
-    def split(self, which: str) -> tuple[np.ndarray, np.ndarray]:
+    def split(self, which: str) -> tuple[np.ndarray, np.ndarray | None]:
         if which not in ("train", "val", "test"):
             raise VaelabError(f"unknown split {which!r}; choose train, val or test")
         return getattr(self, f"{which}_images"), getattr(self, f"{which}_labels")
-
-
-# The validation split is seeded independently of the training seed, so every run on a
-# dataset holds out the same images and validation losses are comparable across runs.
-_SPLIT_SEED = 20150807
-
-
-def default_val_size(n_train: int) -> int:
-    """5,000 images, or 10 % of the training set when that is smaller."""
-    return min(5000, n_train // 10)
 
 
 def load_splits(
     name: str,
     data_dir: str | os.PathLike[str] | None = None,
     val_size: int | None = None,
+    resize: bool = False,
 ) -> Splits:
-    """Train/validation/test splits; the validation images are carved from the training set."""
-    arrays = load_arrays(name, data_dir)
-    n_train = len(arrays["train_images"])
+    """Train/validation/test splits; the validation images are carved from the training set.
+
+    ``name`` is a registered dataset or a path (see ``read_dataset``).
+    """
+    content = read_dataset(name, data_dir, resize=resize)
+    n_train = len(content.train_images)
     size = default_val_size(n_train) if val_size is None else val_size
     if not 0 <= size < n_train:
         raise VaelabError(f"--val-size must be between 0 and {n_train - 1}, got {size}")
-    order = np.random.default_rng(_SPLIT_SEED).permutation(n_train)
-    val_idx, train_idx = np.sort(order[:size]), np.sort(order[size:])
+    train_idx, val_idx = val_split(n_train, size)
+    labels = content.train_labels
+    provenance = {**content.provenance,
+                  "val_split": {"seed": VAL_SEED, "size": size, "of": n_train,
+                                "indices_sha256": indices_sha256(val_idx)}}
     return Splits(
-        name=name,
-        train_images=arrays["train_images"][train_idx],
-        train_labels=arrays["train_labels"][train_idx],
-        val_images=arrays["train_images"][val_idx],
-        val_labels=arrays["train_labels"][val_idx],
-        test_images=arrays["test_images"],
-        test_labels=arrays["test_labels"],
-        class_names=dataset_registry.get(name).class_names,
-        class_noun=dataset_registry.get(name).class_noun,
+        name=content.name,
+        train_images=content.train_images[train_idx],
+        train_labels=None if labels is None else labels[train_idx],
+        val_images=content.train_images[val_idx],
+        val_labels=None if labels is None else labels[val_idx],
+        test_images=content.test_images,
+        test_labels=content.test_labels,
+        class_names=content.class_names,
+        class_noun=content.class_noun,
+        content_id=content.content_id,
+        provenance=provenance,
     )

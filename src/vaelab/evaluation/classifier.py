@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ from torch import nn
 
 from vaelab.errors import VaelabError
 from vaelab.runs.atomic import atomic_path, atomic_write_json
+
+if TYPE_CHECKING:
+    from vaelab.data.content import DatasetContent
 
 __all__ = [
     "Classifier",
@@ -154,22 +157,28 @@ def train_classifier(
     lr: float = 2e-3,
     device: str | torch.device = "cpu",
     on_epoch: Callable[[int, int, float], None] | None = None,
+    resize: bool = False,
+    content: DatasetContent | None = None,
 ) -> Classifier:
     """Train a DigitCNN on every training image of ``dataset``; scored on its test split.
 
-    ``epochs`` defaults to ``default_epochs`` of the training-set size.
+    ``epochs`` defaults to ``default_epochs`` of the training-set size; ``content`` is the
+    dataset already read (else it is read here, with ``resize``).
     """
-    from vaelab.data.datasets import dataset_registry, load_arrays
+    from vaelab.data.datasets import read_dataset
 
     device = torch.device(device)
-    arrays = load_arrays(dataset, data_dir)
-    train_x = _to_float(arrays["train_images"], device)
-    train_y = torch.from_numpy(arrays["train_labels"]).long().to(device)
-    test_x = _to_float(arrays["test_images"], device)
-    test_y = torch.from_numpy(arrays["test_labels"]).long().to(device)
+    content = content or read_dataset(dataset, data_dir, resize=resize)
+    _require_labels(content)
+    assert content.train_labels is not None and content.test_labels is not None
+    train_x = _to_float(content.train_images, device)
+    train_y = torch.from_numpy(content.train_labels).long().to(device)
+    test_x = _to_float(content.test_images, device)
+    test_y = torch.from_numpy(content.test_labels).long().to(device)
     epochs = epochs or default_epochs(len(train_x))
     torch.manual_seed(seed)
-    model = DigitCNN().to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+    model = DigitCNN(len(content.class_names))
+    model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
     started = time.perf_counter()
@@ -195,17 +204,24 @@ def train_classifier(
         if on_epoch:
             on_epoch(epoch + 1, epochs, mean_loss)
     seconds = time.perf_counter() - started
-    info = ClassifierInfo(dataset=dataset, epochs=epochs, seed=seed, n_train=len(train_x),
+    info = ClassifierInfo(dataset=content.name, epochs=epochs, seed=seed, n_train=len(train_x),
                           n_test=len(test_x), test_accuracy=accuracy(model, test_x, test_y),
-                          seconds=seconds,
-                          class_names=tuple(dataset_registry.get(dataset).class_names))
+                          seconds=seconds, class_names=content.class_names)
     model.eval()
     return Classifier(model, info)
 
 
-def classifier_filename(dataset: str, seed: int = 0) -> str:
-    """The cache file of a dataset's classifier: one per dataset, architecture and seed."""
-    return f"{dataset}-{ARCHITECTURE}-s{seed}.safetensors"
+def _require_labels(content: DatasetContent) -> None:
+    if not content.labelled or content.test_labels is None:
+        raise VaelabError(f"{content.name} has no labels, and the classifier learns its classes "
+                          "from them; the measures built on it (--fid, the study's class maps) "
+                          "need labelled data")
+
+
+def classifier_filename(content_id: str, seed: int = 0) -> str:
+    """The cache file of a dataset's classifier: one per dataset content (``Splits.content_id``:
+    a registered name, or a path's name and content hash), architecture and seed."""
+    return f"{content_id}-{ARCHITECTURE}-s{seed}.safetensors"
 
 
 def save_classifier(path: str | Path, classifier: Classifier) -> None:
@@ -272,15 +288,28 @@ def cached_classifier(
     seed: int = 0,
     device: str | torch.device = "cpu",
     on_epoch: Callable[[int, int, float], None] | None = None,
+    resize: bool = False,
+    on_train: Callable[[], None] | None = None,
 ) -> tuple[Classifier, Path, bool]:
-    """The cached classifier of ``dataset``, trained and saved first when absent.
+    """The cached classifier of ``dataset`` (a registered name or a path), trained and saved
+    first when absent (``on_train`` is told just before).
 
-    Returns the classifier, its file and whether it was trained now.
+    Returns the classifier, its file and whether it was trained now. A path's cache file is
+    named by its content, so changed data gets a classifier of its own.
     """
-    path = Path(cache_dir) / classifier_filename(dataset, seed)
+    from vaelab.data.datasets import is_registered, read_dataset
+
+    content = None if is_registered(dataset) else read_dataset(dataset, data_dir, resize=resize)
+    if content is not None:
+        _require_labels(content)
+    path = Path(cache_dir) / classifier_filename(content.content_id if content else dataset,
+                                                 seed)
     if path.is_file():
         return load_classifier(path, device), path, False
-    classifier = train_classifier(dataset, data_dir, seed=seed, device=device, on_epoch=on_epoch)
+    if on_train is not None:
+        on_train()
+    classifier = train_classifier(dataset, data_dir, seed=seed, device=device, on_epoch=on_epoch,
+                                  resize=resize, content=content)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

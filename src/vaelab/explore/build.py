@@ -52,6 +52,7 @@ class ExplorerResult:
     layers: list[str]  # the decoder's operations, in order (none for a grid)
     decoder_kind: str = "layers"  # "layers": the page runs the decoder; "grid": precomputed
     grid_steps: tuple[int, int] | None = None  # cells across and down, for a grid
+    data_warning: str | None = None  # how the data read differs from what the run trained on
 
 
 def _b64(array: np.ndarray) -> str:
@@ -63,12 +64,15 @@ def _payload(decoder: dict[str, Any], z_dim: int, summary: LatentSummary,
     latents = summary.to_json()
     latents["means"] = _b64(summary.means.astype("<f2"))
     latents["coords"] = _b64(summary.map_coords.astype("<f4"))
-    latents["labels"] = _b64(summary.labels.astype(np.uint8))
+    # One byte per label, or two for datasets of more than 256 classes (QuickDraw has 345).
+    wide = len(class_names) > 256
+    latents["labels"] = _b64(summary.labels.astype("<u2" if wide else np.uint8))
+    latents["label_bytes"] = 2 if wide else 1
     return {"format": FORMAT, "model": {**info, "z_dim": z_dim}, "decoder": decoder,
             "latents": latents, "class_names": class_names}
 
 
-def explorer_payload(decoder: DecoderExport, means: np.ndarray, labels: np.ndarray,
+def explorer_payload(decoder: DecoderExport, means: np.ndarray, labels: np.ndarray | None,
                      class_names: list[str], n_points: int, info: dict[str, Any]) -> dict[str, Any]:
     """The JSON the page reads: decoder layers, latent summary and display facts."""
     summary = summarise_latents(means, labels, n_points)
@@ -78,7 +82,7 @@ def explorer_payload(decoder: DecoderExport, means: np.ndarray, labels: np.ndarr
     return _payload(layers, decoder.z_dim, summary, class_names, info)
 
 
-def grid_payload(model: Any, reason: str, means: np.ndarray, labels: np.ndarray,
+def grid_payload(model: Any, reason: str, means: np.ndarray, labels: np.ndarray | None,
                  class_names: list[str], n_points: int, info: dict[str, Any]) -> dict[str, Any]:
     """The JSON of a page whose decodings were precomputed on a grid (``reason``: why)."""
     summary = summarise_latents(means, labels, n_points)
@@ -108,10 +112,15 @@ def write_explorer(
     encoding: str = "float16",
     n_points: int = 2000,
     data_dir: str | None = None,
+    dataset: str | None = None,
 ) -> ExplorerResult:
-    """Write ``explorer.html`` (default: inside the run directory) and say what it holds."""
-    from vaelab.data import load_splits
+    """Write ``explorer.html`` (default: inside the run directory) and say what it holds.
+
+    The map shows the test split of the data the run was trained on, or of ``dataset``.
+    """
+    from vaelab.data.datasets import display_name
     from vaelab.runs.rebuild import load_run
+    from vaelab.runs.run_data import run_data
 
     if encoding not in ENCODINGS:
         raise VaelabError(f"unknown weight encoding {encoding!r}; choose one of "
@@ -122,17 +131,19 @@ def write_explorer(
     model, config = loaded.model, loaded.config
     decoder: DecoderExport | None = None
     try:
-        decoder = export_decoder(model, encoding)
+        decoder = export_decoder(model, encoding)  # before any data is read
     except UnsupportedDecoder as exc:
         if model.conditional:  # a grid of one label's decodings would hide the others
             raise
         reason = exc.what
-    splits = load_splits(config.dataset, data_dir or config.data_dir, config.val_size)
+    data = run_data(loaded.run_dir, config, dataset, data_dir)
+    data.check_model(model)
+    splits = data.splits
     images, labels = splits.split("test")
     means = latent_means(model, images, config.binarize)
-    title = f"{config.model} z_dim={config.z_dim} on {config.dataset}"
-    info = {"name": config.model, "dataset": config.dataset, "run": loaded.run_dir.name,
-            "checkpoint": loaded.checkpoint.path.name, "title": title}
+    title = f"{config.model} z_dim={config.z_dim} on {display_name(splits.name)}"
+    info = {"name": config.model, "dataset": display_name(splits.name),
+            "run": loaded.run_dir.name, "checkpoint": loaded.checkpoint.path.name, "title": title}
     class_names = list(splits.class_names)
     if decoder is not None:
         payload = explorer_payload(decoder, means, labels, class_names, n_points, info)
@@ -159,4 +170,5 @@ def write_explorer(
     return ExplorerResult(path, path.stat().st_size, weight_chars,
                           payload["decoder"]["n_weights"], payload["latents"]["n"],
                           payload["decoder"]["encoding"], error,
-                          [layer["op"] for layer in layers], kind, steps)
+                          [layer["op"] for layer in layers], kind, steps,
+                          data.change.warning() if data.change else None)

@@ -1,9 +1,9 @@
 """What the explorer's map and sliders show: the test set's latent means, their 2-D map, ranges.
 
 The map is the first two latent dimensions when z_dim = 2, the latent value against the label
-when z_dim = 1, and otherwise the plane of the two principal components of the latent means
-(the basis and mean go into the page, so every map point maps back to a latent vector
-``z = mean + coords @ basis``).
+when z_dim = 1 (one row when the data has no labels), and otherwise the plane of the two
+principal components of the latent means (the basis and mean go into the page, so every map
+point maps back to a latent vector ``z = mean + coords @ basis``).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class LatentSummary:
     """Everything the page shows about the latent space, as plain arrays."""
 
     means: np.ndarray  # (n, z_dim) latent means of the test images drawn on the map
-    labels: np.ndarray  # (n,) their labels
+    labels: np.ndarray  # (n,) their labels (all 0 for unlabelled data)
     map_kind: str  # "dims" (z_dim 2), "strip" (z_dim 1: value against label) or "pca"
     map_coords: np.ndarray  # (n, 2) position of each point on the map
     map_mean: np.ndarray  # (z_dim,) latent vector at the map's origin
@@ -69,11 +69,12 @@ class LatentSummary:
     slider_high: np.ndarray
     data_low: np.ndarray  # (z_dim,) 1st and 99th percentiles of the means over the test set
     data_high: np.ndarray
+    labelled: bool = True  # whether the points have labels (else they are drawn in one colour)
 
     def to_json(self) -> dict[str, Any]:
         """Small arrays as lists; the caller encodes ``means`` and ``labels`` compactly."""
         return {
-            "n": len(self.labels), "map_kind": self.map_kind,
+            "n": len(self.labels), "map_kind": self.map_kind, "labelled": self.labelled,
             "map_mean": _rounded(self.map_mean), "map_basis": _rounded(self.map_basis),
             "map_extent": [float(v) for v in self.map_extent],
             "explained": [round(v, 4) for v in self.explained],
@@ -103,10 +104,15 @@ def map_extent(coords: np.ndarray, kind: str) -> tuple[float, float, float, floa
     return float(x0), float(x1), float(y0), float(y1)
 
 
-def summarise_latents(all_means: np.ndarray, labels: np.ndarray, n_points: int) -> LatentSummary:
-    """Map and slider ranges from every test mean; the first ``n_points`` go on the map."""
+def summarise_latents(all_means: np.ndarray, labels: np.ndarray | None,
+                      n_points: int) -> LatentSummary:
+    """Map and slider ranges from every test mean; the first ``n_points`` go on the map.
+
+    ``labels`` None: unlabelled data, every point in one row (z_dim 1) and one colour.
+    """
     z_dim = all_means.shape[1]
-    shown, shown_labels = all_means[:n_points], labels[:n_points]
+    shown = all_means[:n_points]
+    shown_labels = np.zeros(len(shown), np.int64) if labels is None else labels[:n_points]
     explained: list[float] = []
     if z_dim == 1:
         kind, mean, basis = "strip", np.zeros(1), np.array([[1.0], [0.0]])
@@ -123,4 +129,5 @@ def summarise_latents(all_means: np.ndarray, labels: np.ndarray, n_points: int) 
     low = np.floor(np.minimum(all_means.min(axis=0), -PRIOR_SIGMAS) * 10) / 10
     high = np.ceil(np.maximum(all_means.max(axis=0), PRIOR_SIGMAS) * 10) / 10
     return LatentSummary(shown, shown_labels, kind, coords, mean, basis, explained,
-                         map_extent(coords, kind), low, high, data_low, data_high)
+                         map_extent(coords, kind), low, high, data_low, data_high,
+                         labelled=labels is not None)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from vaelab.config import TrainConfig
+from vaelab.data.datasets import display_name
 from vaelab.models import VAE
 from vaelab.models.base import eval_mode
 from vaelab.pictures.png import make_grid, save_png
@@ -99,8 +100,9 @@ def save_samples(path: Path, model: VAE, n: int = 100, seed: int = 0) -> None:
     save_png(path, sample_grid(model, n, seed))
 
 
-def write_run_figures(run: RunDir, model: VAE, images: torch.Tensor, labels: torch.Tensor,
-                      history: Sequence[dict[str, Any]], config: TrainConfig) -> None:
+def write_run_figures(run: RunDir, model: VAE, images: torch.Tensor,
+                      labels: torch.Tensor | None, history: Sequence[dict[str, Any]],
+                      config: TrainConfig) -> None:
     """reconstructions.png, samples.png and loss_curves.png of a run (the curves drawn from
     ``history``, its epoch records)."""
     from vaelab.pictures.plots import plot_loss_curves
@@ -108,5 +110,5 @@ def write_run_figures(run: RunDir, model: VAE, images: torch.Tensor, labels: tor
     save_reconstructions(run.picture(RECONSTRUCTIONS), model, images, config.binarize, labels)
     save_samples(run.picture(SAMPLES), model, seed=config.seed)
     if history:
-        title = f"{config.model}, z_dim={config.z_dim}, {config.dataset}"
+        title = f"{config.model}, z_dim={config.z_dim}, {display_name(config.dataset)}"
         plot_loss_curves({f"z={config.z_dim}": history}, run.picture(LOSS_CURVES), title=title)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from vaelab.data import Splits, load_splits
+from vaelab.data.provenance import compare
 from vaelab.errors import VaelabError
 from vaelab.evaluation.classifier import Classifier
 from vaelab.pictures.plots import Legibility
@@ -196,7 +197,17 @@ def analyze(config: StudyConfig, classifier: Classifier, device: torch.device,
     study_dir = Path(config.out)
     fig_dir = study_dir / FIGURES_DIR
     fig_dir.mkdir(parents=True, exist_ok=True)
-    splits = load_splits(config.train.dataset, config.train.data_dir)
+    splits = load_splits(config.train.dataset, config.train.data_dir,
+                         resize=config.train.resize)
+    if splits.test_labels is None:
+        raise VaelabError(f"{splits.name} has no labels; the study's measurements use a "
+                          "classifier learnt from them")
+    change = compare(RunDir(config.run_dir(config.z_dims[0], config.seed_list()[0]))
+                     .read_provenance().get("data"), splits.provenance)
+    if change is not None:  # the test scores of a held-out split would mean nothing
+        if change.meaningless("test"):
+            raise VaelabError(str(change.meaningless("test")))
+        say(f"warning: {change.warning()}")
     names = list(splits.class_names)
     starts = [_first_of(splits.test_labels, a) for a, _ in INTERP_PAIRS]
     ends = [_first_of(splits.test_labels, b) for _, b in INTERP_PAIRS]

@@ -14,7 +14,6 @@ from vaelab.errors import VaelabError
 from vaelab.evaluation.classifier import (
     Classifier,
     cached_classifier,
-    classifier_filename,
     load_classifier,
 )
 from vaelab.runs.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, make_dir
@@ -61,11 +60,14 @@ def prepare_classifier(config: StudyConfig, device: torch.device,
         notify(f"classifier epoch {epoch}/{epochs}: cross-entropy {loss:.4f}")
 
     cache = default_classifier_dir(config)
-    if not (cache / classifier_filename(config.train.dataset)).is_file():
+
+    def on_train() -> None:
         notify(f"training the digit classifier on {config.train.dataset} (cached in {cache})")
+
     classifier, path, trained = cached_classifier(config.train.dataset, cache,
                                                   config.train.data_dir, device=device,
-                                                  on_epoch=on_epoch)
+                                                  on_epoch=on_epoch, resize=config.train.resize,
+                                                  on_train=on_train)
     verb = "trained" if trained else "loaded"
     notify(f"classifier {verb}: {100 * classifier.info.test_accuracy:.2f} % test accuracy "
            f"({path})")

@@ -38,9 +38,9 @@ __all__ = ["fit", "fit_many", "fresh_step", "stack_key", "stack_of_one"]
 log = logging.getLogger(__name__)
 
 # Settings a stacked batch shares; z_dim, beta, seed, out and the trackers may differ.
-_SHARED = ("model", "dataset", "data_dir", "val_size", "epochs", "batch_size", "lr", "grad_clip",
-           "kl_warmup", "binarize", "iw_samples", "n_pseudo_inputs", "precision", "device",
-           "checkpoint_every", *RESUME_FIXED)
+_SHARED = ("model", "dataset", "data_dir", "resize", "val_size", "epochs", "batch_size", "lr",
+           "grad_clip", "kl_warmup", "binarize", "iw_samples", "n_pseudo_inputs", "precision",
+           "device", "checkpoint_every", *RESUME_FIXED)
 
 
 def stack_key(config: TrainConfig) -> tuple[Any, ...]:
@@ -83,7 +83,8 @@ def stack_of_one(model: VAE, config: TrainConfig, device: torch.device) -> bool:
     return hand_gradient_pays(device, resolve_precision(config.precision, device))
 
 
-def fresh_step(model: VAE, config: TrainConfig, images: torch.Tensor, labels: torch.Tensor,
+def fresh_step(model: VAE, config: TrainConfig, images: torch.Tensor,
+               labels: torch.Tensor | None,
                rng: dict[str, torch.Tensor] | None = None,
                graphs: bool | None = None) -> TrainStep | StackedStep:
     """The step ``fit`` trains a fresh ``model`` with on ``images``' device (for benchmarks).

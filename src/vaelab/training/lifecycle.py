@@ -12,14 +12,16 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from vaelab.config import TrainConfig
-from vaelab.data.tensors import DeviceSplits, device_splits
+from vaelab.data.datasets import Splits, load_splits
+from vaelab.data.provenance import compare
+from vaelab.data.tensors import DeviceSplits, to_device
 from vaelab.device import resolve_device
 from vaelab.errors import VaelabError
 from vaelab.evaluation.elbo import evaluate
@@ -43,8 +45,8 @@ from vaelab.training.schedule import steps_per_epoch
 from vaelab.training.step import make_optimizer
 from vaelab.training.tracking import RunTrackers, open_trackers
 
-__all__ = ["CHECK_IMAGES", "FitResult", "Member", "TrainingInterrupted", "check_distinct",
-           "check_model_on", "check_run_dirs", "train_runs"]
+__all__ = ["CHECK_IMAGES", "FitResult", "Member", "TrainingInterrupted", "check_data_fits",
+           "check_distinct", "check_model_on", "check_run_dirs", "train_runs"]
 
 _TERMS = ("loss", "recon", "kl")
 
@@ -123,11 +125,32 @@ def check_model_on(model: VAE, data: DeviceSplits) -> None:
     """The model contract (``vaelab.models.contract``) on the first training images."""
     images = data.train_images[:CHECK_IMAGES]
     x = images.unsqueeze(1).to(torch.float32).div(255.0)
-    check_behaviour(model, x, data.train_labels[:CHECK_IMAGES].long())
+    labels = None if data.train_labels is None else data.train_labels[:CHECK_IMAGES].long()
+    check_behaviour(model, x, labels)
+
+
+def check_data_fits(configs: Sequence[TrainConfig], resumes: Sequence[bool],
+                    splits: Splits) -> None:
+    """Refuse, before anything is written, a conditional model on unlabelled data and a resumed
+    run whose data changed since it started."""
+    for config, again in zip(configs, resumes, strict=True):
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            conditional = create_model(config.model_config()).conditional
+        if conditional and not splits.labelled:
+            raise VaelabError(f"the {config.model} model is conditioned on labels, and "
+                              f"{splits.name} has none; choose a model that is not "
+                              "conditional (e.g. --model mlp), or labelled data")
+        if again:
+            change = compare(RunDir(config.out).read_provenance().get("data"),
+                             splits.provenance)
+            if change is not None:
+                raise VaelabError(f"{change.describe()}; resuming would go on "
+                                  f"with other images; restore the data, or train a new run "
+                                  "with another --out")
 
 
 def _open_member(config: TrainConfig, resume: bool, device: torch.device,
-                 data: DeviceSplits) -> Member:
+                 splits: Splits, data: DeviceSplits) -> Member:
     """Build (or resume) one run's model and state; the run directory is already locked.
 
     The model is checked against the contract before anything is written, so a model that
@@ -136,7 +159,9 @@ def _open_member(config: TrainConfig, resume: bool, device: torch.device,
     run = RunDir(config.out)
     run.remove_stale_temps()
     torch.manual_seed(config.seed)
-    model = create_model(config.model_config()).to(device)
+    # A conditional model has one input per class of the data (10 for the registered sets).
+    classes = len(splits.class_names) if splits.labelled else None
+    model = create_model(config.model_config(), num_classes=classes).to(device)
     check_model_on(model, data)  # its random draws are undone: the run's noise is unchanged
     # The noise of a run continues the global stream from here, as if nothing else drew.
     rng = {"cpu": torch.get_rng_state()}
@@ -161,6 +186,7 @@ def _open_member(config: TrainConfig, resume: bool, device: torch.device,
     origin = model_origin(config.model)
     if origin is not None:
         run.record_provenance("model", origin)
+    run.record_provenance("data", splits.provenance)
     followed = recipe_run(config)
     if followed is not None:
         run.record_provenance("recipe", followed.to_dict())
@@ -174,12 +200,17 @@ def train_runs(configs: Sequence[TrainConfig], options: RunOptions,
 
     Every run directory is locked for the whole training, so a second process pointed at it
     is refused; temp files a killed writer left there are removed first. Data problems and
-    clashing run directories surface before anything is written.
+    clashing run directories surface before anything is written: the data is read and checked
+    before any run directory is touched, and a dataset path is recorded as an absolute path.
     """
     configs = list(configs)
     resumes = options.resumes(len(configs))
     tracker_sets = [open_trackers(c) for c in configs]  # a missing library fails here, first
     check_distinct(configs)
+    first = configs[0]
+    splits = load_splits(first.dataset, first.data_dir, first.val_size, resize=first.resize)
+    configs = [replace(c, dataset=splits.name) for c in configs]
+    check_data_fits(configs, resumes, splits)
     with contextlib.ExitStack() as stack:
         # Locked first, so a second training pointed at a live run is told it is in use.
         for run_config in configs:
@@ -187,8 +218,8 @@ def train_runs(configs: Sequence[TrainConfig], options: RunOptions,
         check_run_dirs(configs, resumes)
         config = configs[0]
         device = resolve_device(config.device)
-        data = device_splits(config.dataset, config.data_dir, config.val_size, device)
-        members = [_open_member(run_config, again, device, data)
+        data = to_device(splits, device)
+        members = [_open_member(run_config, again, device, splits, data)
                    for run_config, again in zip(configs, resumes, strict=True)]
         step = make_step(members, data)
         # Trackers are told even when nothing is left to train: a run stopped after its last
@@ -212,7 +243,8 @@ def train_runs(configs: Sequence[TrainConfig], options: RunOptions,
 
             images, labels = data.picture_split()
             for member, model in zip(members, models, strict=True):
-                write_run_figures(member.run, model, images[:100], labels[:100],
+                write_run_figures(member.run, model, images[:100],
+                                  None if labels is None else labels[:100],
                                   member.state.history, member.config)
         for member, tracked in zip(members, trackers, strict=True):
             tracked.finish(member.state)

@@ -119,7 +119,8 @@ class ShardedStep(TrainStep):
     """The training step of one rank: this rank's rows of each global batch, under DDP."""
 
     def __init__(self, shard: Shard, model: VAE, optimizer: torch.optim.Optimizer,
-                 config: TrainConfig, images: torch.Tensor, labels: torch.Tensor) -> None:
+                 config: TrainConfig, images: torch.Tensor,
+                 labels: torch.Tensor | None) -> None:
         super().__init__(model, optimizer, config, images, labels, graphs=False)
         from torch.nn.parallel import DistributedDataParallel
 
@@ -139,7 +140,8 @@ class ShardedStep(TrainStep):
         weight = (hi - lo) * self.shard.world_size / n
         mine = slice(lo, hi) if hi > lo else slice(0, 1)
         with ShardedNoise(mine.start, mine.stop, n):
-            sums = self.update(x[mine], y[mine], kl_weights[0], scale=weight)
+            sums = self.update(x[mine], None if y is None else y[mine], kl_weights[0],
+                               scale=weight)
         if hi == lo:
             sums = sums * 0
         dist.all_reduce(sums)

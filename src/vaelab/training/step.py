@@ -64,12 +64,13 @@ def batch_sums(loss: torch.Tensor, recon_nll: torch.Tensor, kl: torch.Tensor) ->
 class _Buffers:
     """Preallocated inputs of one batch size: the gathered bytes, their float pixels, labels."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, size: int) -> None:
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, size: int) -> None:
         device = images.device
         self.index = torch.zeros(size, dtype=torch.long, device=device)
         self.raw = torch.empty((size, *images.shape[1:]), dtype=images.dtype, device=device)
         self.pixels = torch.empty((size, 1, *images.shape[1:]), dtype=torch.float32, device=device)
-        self.labels = torch.empty(size, dtype=labels.dtype, device=device)
+        self.labels = None if labels is None else \
+            torch.empty(size, dtype=labels.dtype, device=device)
         self.beta = torch.zeros((), dtype=torch.float32, device=device)
 
 
@@ -88,7 +89,7 @@ class TrainStep:
         optimizer: torch.optim.Optimizer,
         config: TrainConfig,
         images: torch.Tensor,
-        labels: torch.Tensor,
+        labels: torch.Tensor | None,
         graphs: bool | None = None,
     ) -> None:
         self.model, self.optimizer, self.config = model, optimizer, config
@@ -150,14 +151,17 @@ class TrainStep:
 
     def gather(
         self, buffers: _Buffers, index: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """images[index] as float pixels (B, 1, H, W) in [0, 1] and their labels."""
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """images[index] as float pixels (B, 1, H, W) in [0, 1] and their labels (None for
+        unlabelled data)."""
         torch.index_select(self.images, 0, index, out=buffers.raw)
         x = buffers.pixels
         x.copy_(buffers.raw.unsqueeze(1))
         x.div_(255.0)  # the same arithmetic as pixels.to_float, so evaluation sees equal pixels
         if self.binarize is not None:
             x = self.binarize(x)
+        if self.labels is None or buffers.labels is None:
+            return x, None
         torch.index_select(self.labels, 0, index, out=buffers.labels)
         return x, buffers.labels
 

@@ -65,7 +65,7 @@ class RunTrackers:
         return bool(self.trackers)
 
     def epoch(self, record: dict[str, Any], model: VAE, images: torch.Tensor,
-              labels: torch.Tensor) -> None:
+              labels: torch.Tensor | None) -> None:
         if not self.trackers:
             return
         epoch = int(record["epoch"])
@@ -73,12 +73,13 @@ class RunTrackers:
         self.trackers.log_epoch(epoch, record, self._grids(model, images, labels) if due else None)
 
     def _grids(self, model: VAE, images: torch.Tensor,
-               labels: torch.Tensor) -> dict[str, np.ndarray]:
+               labels: torch.Tensor | None) -> dict[str, np.ndarray]:
         from vaelab.pictures.run_figures import reconstruction_grid, sample_grid
 
         return {"reconstructions": reconstruction_grid(model, images[:_GRID_IMAGES],
                                                        self.config.binarize,
-                                                       labels[:_GRID_IMAGES]),
+                                                       None if labels is None
+                                                       else labels[:_GRID_IMAGES]),
                 "samples": sample_grid(model, 64, seed=self.config.seed)}
 
     def finish(self, state: TrainState) -> None:

@@ -12,6 +12,7 @@
   // Matplotlib's tab10, so the page matches the project's static figures.
   const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+  const UNLABELLED = "#3b5b92";  // the one colour of points without labels
 
   // ---- decoding the embedded tensors --------------------------------------------------------
 
@@ -216,8 +217,9 @@
     return out;
   })();
   const coords = new Float32Array(base64Bytes(L.coords).buffer);
-  const labels = base64Bytes(L.labels);
-  const classNames = DATA.class_names;
+  const labels = L.label_bytes === 2 ? new Uint16Array(base64Bytes(L.labels).buffer)
+    : base64Bytes(L.labels);
+  const classNames = DATA.class_names;  // empty for unlabelled data: one row, one colour
 
   function pointLatent(index) {
     return Array.from(means.subarray(index * Z_DIM, (index + 1) * Z_DIM));
@@ -363,7 +365,7 @@
 
   const mapCanvas = document.getElementById("map");
   const mapContext = mapCanvas.getContext("2d");
-  const N_ROWS = classNames.length;
+  const N_ROWS = Math.max(classNames.length, 1);
   const MARGIN = 10;  // CSS pixels between the plot area and the canvas edge
 
   // The map's extent, as vaelab computed it (the points, and [-5, 5] where the manifold can be
@@ -491,7 +493,7 @@
     ctx.globalAlpha = state.manifold ? 0.9 : 0.75;
     for (let i = 0; i < N_POINTS; i++) {
       const [x, y] = pointPixel(i);
-      ctx.fillStyle = COLOURS[labels[i] % COLOURS.length];
+      ctx.fillStyle = L.labelled === false ? UNLABELLED : COLOURS[labels[i] % COLOURS.length];
       ctx.beginPath();
       ctx.arc(x, y, radius, 0, 2 * Math.PI);
       ctx.fill();
@@ -549,6 +551,7 @@
   }
 
   function describe(index) {
+    if (L.labelled === false) return "test image " + (index + 1);
     return "test image " + (index + 1) + " (" + classNames[labels[index]] + ")";
   }
 
@@ -715,7 +718,8 @@
     }
     const captions = {
       dims: "The test set's latent means (z1 across, z2 up), " + N_POINTS + " images.",
-      strip: "The test set's latent means (z1 across), one row per label, " + N_POINTS + " images.",
+      strip: "The test set's latent means (z1 across), " +
+        (L.labelled === false ? "unlabelled, " : "one row per label, ") + N_POINTS + " images.",
       pca: "The test set's latent means projected on their two principal components (" +
         (100 * L.explained[0]).toFixed(0) + "% and " + (100 * L.explained[1]).toFixed(0) +
         "% of their variance), " + N_POINTS + " images. A map point decodes the latent vector " +
