@@ -208,3 +208,21 @@ def test_outside_share_counts_grid_points_beyond_the_box() -> None:
         1 - 13 * 13 / 441)
     assert latent.outside_share(values, values, (-5, 5, -5, 5)) == 0.0
     assert 0.0 in values  # an odd grid has z = 0 on it
+
+
+def test_posterior_means_read_the_pixels_the_study_was_trained_on() -> None:
+    """A binarised study's latent means come from its binary pixels, not from grey ones."""
+    from vaelab.pixels import evaluation_pixels
+
+    images = np.full((3, 28, 28), 153, np.uint8)  # grey 0.6: static binarisation makes it 1
+    images[1] = 102  # 0.4: static makes it 0
+    grey, _ = latent.posterior_means(HalfDeadEncoder(), images)
+    binary, _ = latent.posterior_means(HalfDeadEncoder(), images, "static")
+    assert grey[:, 0] == pytest.approx([6.0, 4.0, 6.0], rel=1e-6)
+    assert binary[:, 0] == pytest.approx([10.0, 0.0, 10.0])
+    # Dynamic binarisation: the same Bernoulli draws as every other evaluation.
+    rng = np.random.default_rng(3)
+    many = rng.integers(0, 256, size=(1500, 28, 28), dtype=np.uint8)
+    drawn, _ = latent.posterior_means(HalfDeadEncoder(), many, "dynamic", batch_size=64)
+    expected = evaluation_pixels(torch.from_numpy(many), "dynamic").flatten(1).mean(1) * 10
+    assert drawn[:, 0] == pytest.approx(expected.numpy(), rel=1e-6)

@@ -366,3 +366,17 @@ def test_classifier_cache_falls_back_when_the_data_root_is_read_only(
     monkeypatch.setattr(os, "access", lambda path, mode: False)  # as for a read-only share
     home_cache = tmp_path / "home" / ".cache" / "vaelab" / "classifiers"
     assert default_classifier_dir(config) == home_cache
+
+
+def test_a_first_format_study_keeps_its_measurement_settings(tmp_path: Path) -> None:
+    """A study.json of vaelab 0.1.0 (settings flat) re-reads with the grid it was made with."""
+    from vaelab.study.config import load_study_config
+
+    saved = {"out": "elsewhere", "z_dims": [1, 2], "model": "seed", "dataset": "mnist",
+             "epochs": 100, "batch_size": 32, "lr": 0.001, "seed": 1, "grid_size": 20,
+             "grid_range": 5.0, "map_points": 301, "prior_samples": 10000,
+             "elbow_tolerance": 0.05, "classifier_dir": None}
+    (tmp_path / "study.json").write_text(json.dumps(saved))
+    config = load_study_config(tmp_path)
+    assert (config.grid_size, config.map_points, config.z_dims) == (20, 301, (1, 2))
+    assert config.train.epochs == 100 and config.out == str(tmp_path)

@@ -164,7 +164,7 @@ def _measure_run(config: StudyConfig, z_dim: int, seed: int, classifier: Classif
     scores = evaluate(model, torch.from_numpy(splits.test_images).to(device),
                       torch.from_numpy(splits.test_labels).long().to(device),
                       loaded.config.binarize)
-    mu, _ = latent.posterior_means(model, splits.test_images)
+    mu, _ = latent.posterior_means(model, splits.test_images, loaded.config.binarize)
     n_active, activity = latent.active_units(mu, config.active_threshold)
     samples = prior_images(model, config.prior_samples, seed=seed)
     labels, confidence = classifier.predict(samples)
@@ -218,7 +218,8 @@ def analyze(config: StudyConfig, classifier: Classifier, device: torch.device,
             # The pictures of single models are the first seed's.
             save_grid(fig_dir / f"samples_z{z_dim}.png", samples[:100, 0].numpy(), ncol=10)
             rows = latent.interpolate(loaded.model, splits.test_images[starts],
-                                      splits.test_images[ends], INTERP_STEPS)
+                                      splits.test_images[ends], INTERP_STEPS,
+                                      loaded.config.binarize)
             save_grid(fig_dir / f"interpolations_z{z_dim}.png", rows, ncol=INTERP_STEPS)
             for name in (f"samples_z{z_dim}.png", f"interpolations_z{z_dim}.png"):
                 width, height = _png_size(fig_dir / name)

@@ -144,9 +144,10 @@ def load_study_config(study_dir: str | Path) -> StudyConfig:
     except (OSError, ValueError) as exc:
         raise VaelabError(f"{path} is not readable JSON ({exc}); re-run `vaelab study`") from None
     if data.get("format", 1) == 1:
-        # Format 1 held the training settings flat; they, the sweep and the classifier are
-        # kept, and the measurement settings take today's defaults.
-        kept = {"out", "z_dims", "classifier_dir"} | set(TrainConfig.__dataclass_fields__)
+        # Format 1 held the training settings flat. Every setting that still exists keeps its
+        # value (a 20 x 20 grid stays 20 x 20); those that no longer exist (its single
+        # elbow_tolerance, now one of several) are dropped.
+        kept = {f.name for f in fields(StudyConfig)} | set(TrainConfig.__dataclass_fields__)
         data = {k: v for k, v in data.items() if k in kept}
     data["out"] = str(study_dir)
     return StudyConfig.from_dict(data)

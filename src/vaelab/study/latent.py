@@ -69,13 +69,20 @@ def decode(model: Decoder, z: np.ndarray | torch.Tensor, batch_size: int = 2000)
 
 
 @torch.no_grad()
-def posterior_means(model: torch.nn.Module, images: np.ndarray,
+def posterior_means(model: torch.nn.Module, images: np.ndarray, binarize: str = "none",
                     batch_size: int = 2000) -> tuple[np.ndarray, np.ndarray]:
-    """E_q[z | x] and log Var_q[z | x] of uint8 images (N, 28, 28), each (N, z_dim)."""
+    """E_q[z | x] and log Var_q[z | x] of uint8 images (N, 28, 28), each (N, z_dim).
+
+    The images are the pixels the model was trained on: binarised as evaluation binarises them
+    (``vaelab.pixels.evaluation_pixels``) when ``binarize`` is not "none".
+    """
+    from vaelab.pixels import evaluation_pixels
+
     device = _device(model)
+    pixels = evaluation_pixels(torch.from_numpy(np.asarray(images)), binarize)
     mus, logvars = [], []
-    for i in range(0, len(images), batch_size):
-        x = torch.from_numpy(images[i:i + batch_size]).to(device).unsqueeze(1).float() / 255.0
+    for i in range(0, len(pixels), batch_size):
+        x = pixels[i:i + batch_size].to(device)
         mu, logvar = model.encode(x)  # type: ignore[operator]
         mus.append(mu.float().cpu())
         logvars.append(logvar.float().cpu())
@@ -223,13 +230,13 @@ def outside_share(x_values: np.ndarray, y_values: np.ndarray,
 
 @torch.no_grad()
 def interpolate(model: torch.nn.Module, start: np.ndarray, end: np.ndarray,
-                steps: int) -> np.ndarray:
+                steps: int, binarize: str = "none") -> np.ndarray:
     """Decodings along straight lines between the posterior means of uint8 image pairs.
 
     ``start`` and ``end`` are (P, 28, 28); returns (P * steps, 28, 28), one pair per row.
     """
-    mu_a, _ = posterior_means(model, start)
-    mu_b, _ = posterior_means(model, end)
+    mu_a, _ = posterior_means(model, start, binarize)
+    mu_b, _ = posterior_means(model, end, binarize)
     t = np.linspace(0.0, 1.0, steps)[None, :, None]
     path = mu_a[:, None, :] * (1 - t) + mu_b[:, None, :] * t  # (P, steps, z_dim)
     return decode(model, path.reshape(-1, mu_a.shape[1]))  # type: ignore[arg-type]
