@@ -28,8 +28,8 @@ def evaluate(
     One posterior sample per image, drawn from a fixed seed so repeated evaluations agree and
     the training RNG stream is left untouched. Binarised pixels come from ``evaluation_pixels``,
     so every batch size scores the same binary images as the likelihood estimate does. ``mse``
-    compares the image with the decoding of the posterior mean. Conditional models are scored with ``labels``; the others ignore them.
-    The model's train/eval mode is restored afterwards.
+    compares the image with the decoding of the posterior mean. Conditional models are scored
+    with ``labels``; the others ignore them. The model's train/eval mode is restored afterwards.
     """
     device = images.device
     totals = torch.zeros(4, dtype=torch.float64)
