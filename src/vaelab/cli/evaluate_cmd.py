@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     import torch
 
+    from vaelab.data.datasets import Splits
     from vaelab.evaluation.classifier import Classifier
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ NOT_A_LIKELIHOOD = ("vaelab: warning: this run was trained on grey-level pixels 
                     "binarised-MNIST NLLs; retrain with --binarize dynamic for that")
 
 
-def _classifier(dataset: str, data_dir: str | None, override: str | None,
+def _classifier(splits: Splits, data_dir: str | None, override: str | None,
                 device: torch.device) -> tuple[Classifier, Path]:
     """The dataset's cached classifier, trained first (with word on stderr) when absent."""
     from vaelab.evaluation.classifier import (
@@ -79,15 +80,14 @@ def _classifier(dataset: str, data_dir: str | None, override: str | None,
     )
 
     cache = classifier_cache_dir(data_dir, override)
-    if not (cache / classifier_filename(dataset)).is_file():
-        print(f"training the digit classifier on {dataset} for --fid, once (cached in {cache})",
+    if not (cache / classifier_filename(splits.content_id)).is_file():
+        print(f"training the classifier on {splits.name} for --fid, once (cached in {cache})",
               file=sys.stderr)
 
     def on_epoch(epoch: int, epochs: int, loss: float) -> None:
         print(f"classifier epoch {epoch}/{epochs}: cross-entropy {loss:.4f}", file=sys.stderr)
 
-    classifier, path, _ = cached_classifier(dataset, cache, data_dir, device=device,
-                                            on_epoch=on_epoch)
+    classifier, path, _ = cached_classifier(splits, cache, device=device, on_epoch=on_epoch)
     return classifier, path
 
 
@@ -174,7 +174,10 @@ def run(args: argparse.Namespace) -> int:
     if args.fid:
         from vaelab.evaluation.sample_quality import DEFAULT_SAMPLES, sample_quality
 
-        classifier, path = _classifier(config.dataset, data_dir, args.classifier_dir, device)
+        if not splits.labelled:
+            raise VaelabError(f"--fid needs a classifier, and {splits.name} has no labels to "
+                              "train one on")
+        classifier, path = _classifier(splits, data_dir, args.classifier_dir, device)
         quality = sample_quality(loaded.model, classifier, splits.test_images,
                                  n_samples=args.fid_samples or DEFAULT_SAMPLES, seed=args.seed)
         result.update(quality.to_dict())
