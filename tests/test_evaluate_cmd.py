@@ -126,6 +126,17 @@ def test_only_grey_level_runs_show_the_floor(grey_run: Path, binary_run: Path,
         assert ("are not log-likelihoods" in out) is grey
 
 
+def test_bits_per_dimension_only_for_binarised_runs(grey_run: Path, binary_run: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Bits per dimension are a likelihood's unit; a grey-level run's NLL is a cross-entropy."""
+    nll = ["--nll", "--samples", "2", "--limit", "20"]
+    for run, binary in ((grey_run, False), (binary_run, True)):
+        report, _ = _json(capsys, ["evaluate", str(run), *nll, "--json"])
+        assert ("bits_per_dim" in report) is binary
+        assert main(["evaluate", str(run), *nll]) == 0
+        assert ("bits/dim" in capsys.readouterr().out) is binary
+
+
 def test_fid_trains_and_caches_a_missing_classifier(grey_run: Path, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:

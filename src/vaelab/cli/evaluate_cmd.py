@@ -168,8 +168,9 @@ def run(args: argparse.Namespace) -> int:
                                seed=args.seed, progress=bar)
         finally:
             bar.close()
-        result.update(nll=nll.nll, nll_se=nll.nll_se, bits_per_dim=nll.bits_per_dim,
-                      nll_samples=nll.samples)
+        result.update(nll=nll.nll, nll_se=nll.nll_se, nll_samples=nll.samples)
+        if binarized:  # bits per dimension are a likelihood's unit, not a cross-entropy's
+            result["bits_per_dim"] = nll.bits_per_dim
     quality_source = ""
     if args.fid:
         from vaelab.evaluation.sample_quality import DEFAULT_SAMPLES, sample_quality
@@ -208,8 +209,9 @@ def run(args: argparse.Namespace) -> int:
              ["pixel MSE (per pixel)", result["mse"]]]
     if args.nll:
         k = result["nll_samples"]
-        rows += [[f"NLL, K={k} (nats)", f"{result['nll']:.2f} ± {result['nll_se']:.2f}"],
-                 ["NLL (bits/dim)", result["bits_per_dim"]]]
+        rows.append([f"NLL, K={k} (nats)", f"{result['nll']:.2f} ± {result['nll_se']:.2f}"])
+        if binarized:
+            rows.append(["NLL (bits/dim)", result["bits_per_dim"]])
     if args.fid:
         rows += [["Fréchet distance, classifier features", result["fd"]],
                  [f"precision (k={result['pr_k']})", result["precision"]],
