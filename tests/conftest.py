@@ -19,6 +19,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
+# pytest's cache folder for trained classifiers (.pytest_cache/d/<this>); .ci/run empties it.
+CLASSIFIER_CACHE = "vaelab-classifiers"
 # Real MNIST lives where $VAELAB_DATA points (CI sets it to ../shared/data).
 REAL_DATA = os.environ.get("VAELAB_DATA")
 
@@ -97,6 +99,27 @@ def real_mnist() -> str:
     if not REAL_DATA or not (Path(REAL_DATA) / "mnist" / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip("full MNIST not available (set VAELAB_DATA to a folder holding mnist/)")
     return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def classifier_cache(request: pytest.FixtureRequest) -> Path:
+    """Where the tests keep trained classifiers across sessions: pytest's cache folder.
+
+    Each file is named by what trained it (``classifier_filename``: the data's content id and
+    a hash of the training code and settings), so a session never gets a classifier an older
+    version of the code trained; ``cached_classifier`` locks it, so two workers train it once;
+    and CI empties this folder first (``.ci/run``), so every CI run trains it afresh.
+    """
+    return Path(request.config.cache.mkdir(CLASSIFIER_CACHE))
+
+
+def sample_classifier(cache: Path) -> tuple[Any, Path]:
+    """mnist-sample's classifier from ``cache`` (trained there first when missing), its file."""
+    from vaelab.data import load_splits
+    from vaelab.evaluation.classifier import cached_classifier
+
+    classifier, path, _ = cached_classifier(load_splits("mnist-sample"), cache)
+    return classifier, path
 
 
 @pytest.fixture

@@ -7,11 +7,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import CLASSIFIER_CACHE, REPO, sample_classifier
+from vaelab.data import load_splits
 from vaelab.errors import VaelabError
 from vaelab.evaluation.classifier import (
+    UNCLEAR,
+    ClassifierSettings,
     accuracy,
     cached_classifier,
     classifier_filename,
+    classifier_key,
     default_epochs,
     load_classifier,
     save_classifier,
@@ -30,11 +35,13 @@ def _test_split(dataset: str, data_dir: str | None) -> tuple[torch.Tensor, torch
 def test_trains_saves_loads_and_caches(tiny_dataset: str, tiny_dataset_dir: Path,
                                        tmp_path: Path) -> None:
     data_dir = str(tiny_dataset_dir)
-    clf = train_classifier(tiny_dataset, data_dir, epochs=3)
+    splits = load_splits(tiny_dataset, data_dir)
+    clf = train_classifier(splits, ClassifierSettings(epochs=3))
     images, labels = _test_split(tiny_dataset, data_dir)
     assert clf.info.test_accuracy == accuracy(clf.model, images, labels)
     assert clf.info.test_accuracy >= 0.9  # each digit is a bar at its own height
     assert (clf.info.n_train, clf.info.n_test, clf.info.epochs) == (600, 100, 3)
+    assert clf.info.reject and clf.info.key == classifier_key(ClassifierSettings(epochs=3))
 
     path = tmp_path / "c.safetensors"
     save_classifier(path, clf)
@@ -44,11 +51,11 @@ def test_trains_saves_loads_and_caches(tiny_dataset: str, tiny_dataset_dir: Path
     assert path.with_suffix(".json").is_file()
 
     cache = tmp_path / "cache"
-    first, where, trained = cached_classifier(tiny_dataset, cache, data_dir)
-    assert trained and where == cache / classifier_filename(tiny_dataset)
+    first, where, trained = cached_classifier(splits, cache)
+    assert trained and where == cache / classifier_filename(splits.content_id)
     assert first.info.epochs == default_epochs(600)
     stamp = where.stat().st_mtime_ns
-    second, _, trained_again = cached_classifier(tiny_dataset, cache, data_dir)
+    second, _, trained_again = cached_classifier(splits, cache)
     assert not trained_again and where.stat().st_mtime_ns == stamp
     assert torch.equal(first.probabilities(images), second.probabilities(images))
     labels_pred, confidence = second.predict(images)
@@ -66,26 +73,113 @@ def test_damaged_or_missing_file_is_one_line_error(tmp_path: Path) -> None:
 
 
 def test_default_epochs() -> None:
-    assert default_epochs(60_000) == 4
+    assert default_epochs(60_000) == 6
     assert default_epochs(10_000) == 6
+    assert default_epochs(5_000) == 12
 
 
 @pytest.mark.slow
-def test_mnist_sample_accuracy(request: pytest.FixtureRequest) -> None:
-    """Cached across test sessions in pytest's cache folder, so it trains once."""
-    cache = Path(request.config.cache.mkdir("vaelab-classifiers"))
-    clf, _, _ = cached_classifier("mnist-sample", cache)
+def test_mnist_sample_accuracy(classifier_cache: Path) -> None:
+    """Cached across test sessions by what trained it (conftest.classifier_cache)."""
+    clf, _ = sample_classifier(classifier_cache)
     images, labels = _test_split("mnist-sample", None)
     assert accuracy(clf.model, images, labels) == clf.info.test_accuracy
     assert clf.info.test_accuracy >= 0.96
 
 
 @pytest.mark.slow
-def test_full_mnist_accuracy_at_least_99_percent(real_mnist: str,
-                                                 request: pytest.FixtureRequest) -> None:
-    cache = Path(request.config.cache.mkdir("vaelab-classifiers"))
-    clf, _, _ = cached_classifier("mnist", cache, real_mnist)
+def test_full_mnist_accuracy_at_least_99_percent(real_mnist: str, classifier_cache: Path
+                                                 ) -> None:
+    clf, _, _ = cached_classifier(load_splits("mnist", real_mnist), classifier_cache)
     images, labels = _test_split("mnist", real_mnist)
     measured = accuracy(clf.model, images, labels)
     assert measured == clf.info.test_accuracy
     assert measured >= 0.99
+
+
+def test_the_cache_is_keyed_on_the_code_and_settings_that_train(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import vaelab.evaluation.classifier as module
+
+    base = classifier_filename("mnist")
+    assert base.startswith("mnist-digitcnn-v4-") and base.endswith(".safetensors")
+    assert classifier_filename("mnist") == base  # stable
+    assert classifier_filename("mnist", ClassifierSettings(epochs=5)) != base
+    assert classifier_filename("mnist", ClassifierSettings(negatives=0.0)) != base
+    assert classifier_filename("other-content") != base
+    # Another version of the training code (classifier.py or probes.py) is another file.
+    monkeypatch.setattr(module, "_source_digest", lambda: "edited")
+    assert classifier_filename("mnist") != base
+
+
+def test_ci_trains_the_cached_classifiers_afresh(classifier_cache: Path) -> None:
+    """CI empties the tests' classifier cache before the suite, so each run trains them once."""
+    script = (REPO / ".ci" / "run").read_text().splitlines()
+    wipe = f"rm -rf .pytest_cache/d/{CLASSIFIER_CACHE}"
+    assert wipe in script
+    assert script.index(wipe) < next(i for i, line in enumerate(script) if "pytest" in line
+                                     and not line.startswith(("#", "rm")))
+    assert classifier_cache.parts[-2:] == ("d", CLASSIFIER_CACHE)  # .pytest_cache/d/...
+
+
+def test_two_workers_asking_at_once_train_the_classifier_once(
+        tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    import vaelab.evaluation.classifier as module
+
+    splits = load_splits(tiny_dataset, str(tiny_dataset_dir))
+    trained = train_classifier(splits, ClassifierSettings(epochs=1))
+    calls: list[int] = []
+
+    def slow_training(*args: object, **kwargs: object) -> module.Classifier:
+        calls.append(1)
+        time.sleep(0.5)  # long enough for the other worker to arrive while this one trains
+        return trained
+
+    monkeypatch.setattr(module, "train_classifier", slow_training)
+    results: list[tuple[module.Classifier, Path, bool]] = []
+    workers = [threading.Thread(target=lambda: results.append(
+        cached_classifier(splits, tmp_path / "cache"))) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert len(calls) == 1
+    assert sorted(r[2] for r in results) == [False, True]  # one trained, one loaded
+    assert results[0][1] == results[1][1]
+
+
+def test_an_unlabelled_dataset_has_no_classifier(tiny_dataset: str, tiny_dataset_dir: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from vaelab.data.datasets import Splits
+
+    splits = load_splits(tiny_dataset, str(tiny_dataset_dir))
+    monkeypatch.setattr(Splits, "labelled", property(lambda self: False))
+    with pytest.raises(VaelabError, match="has no labels"):
+        train_classifier(splits)
+
+
+@pytest.mark.slow
+def test_blends_and_noise_are_refused_far_more_often_than_clean_digits(
+        classifier_cache: Path) -> None:
+    """The classifier abstains where a person would: two digits at once, or none."""
+    from vaelab.evaluation import probes
+
+    clf, _ = sample_classifier(classifier_cache)
+    splits = load_splits("mnist-sample")
+    assert splits.test_labels is not None
+    n = len(splits.test_images)
+
+    def refused(images: torch.Tensor) -> float:
+        labels, _ = clf.predict(images)
+        return float((labels == UNCLEAR).mean())
+
+    clean = refused(torch.from_numpy(splits.test_images).unsqueeze(1).float() / 255)
+    blends = refused(probes.blends(splits.test_images, splits.test_labels, n, seed=1))
+    noise = refused(probes.uniform_noise(n, seed=2))
+    assert clean < 0.05
+    assert blends > 0.4 and blends > 10 * clean
+    assert noise > 0.9

@@ -38,9 +38,9 @@ def binary_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def classifier_dir(request: pytest.FixtureRequest) -> str:
-    """Shared with the other tests through pytest's cache, so the classifier trains once."""
-    return str(request.config.cache.mkdir("vaelab-classifiers"))
+def classifier_dir(classifier_cache: Path) -> str:
+    """Shared with the other tests (conftest.classifier_cache), so the classifier trains once."""
+    return str(classifier_cache)
 
 
 def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[dict[str, Any], str]:
@@ -126,20 +126,37 @@ def test_only_grey_level_runs_show_the_floor(grey_run: Path, binary_run: Path,
         assert ("are not log-likelihoods" in out) is grey
 
 
+def test_bits_per_dimension_only_for_binarised_runs(grey_run: Path, binary_run: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Bits per dimension are a likelihood's unit; a grey-level run's NLL is a cross-entropy."""
+    nll = ["--nll", "--samples", "2", "--limit", "20"]
+    for run, binary in ((grey_run, False), (binary_run, True)):
+        report, _ = _json(capsys, ["evaluate", str(run), *nll, "--json"])
+        assert ("bits_per_dim" in report) is binary
+        assert main(["evaluate", str(run), *nll]) == 0
+        assert ("bits/dim" in capsys.readouterr().out) is binary
+
+
 def test_fid_trains_and_caches_a_missing_classifier(grey_run: Path, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     import vaelab.evaluation.classifier as classifier_module
-    from vaelab.evaluation.classifier import Classifier, ClassifierInfo, DigitCNN
+    from vaelab.evaluation.classifier import (
+        DEFAULT_SETTINGS,
+        Classifier,
+        ClassifierInfo,
+        DigitCNN,
+        classifier_filename,
+    )
 
-    def untrained(dataset: str, data_dir: str | None = None, seed: int = 0,
-                  on_epoch: Any = None, **_: Any) -> Classifier:
+    def untrained(splits: Any, settings: Any = DEFAULT_SETTINGS, on_epoch: Any = None,
+                  **_: Any) -> Classifier:
         """A stand-in for the minute-long training: what the cache does with it is tested."""
         on_epoch(1, 1, 2.3)
-        torch.manual_seed(seed)
-        info = ClassifierInfo(dataset=dataset, epochs=1, seed=seed, n_train=0, n_test=0,
-                              test_accuracy=0.1, seconds=0.0,
-                              class_names=tuple(str(d) for d in range(10)))
+        torch.manual_seed(settings.seed)
+        info = ClassifierInfo(dataset=splits.name, epochs=1, seed=settings.seed, n_train=0,
+                              n_test=0, test_accuracy=0.1, seconds=0.0,
+                              class_names=tuple(str(d) for d in range(10)), reject=True)
         # The layout train_classifier leaves and load_classifier restores.
         model = DigitCNN().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         return Classifier(model.eval(), info)
@@ -149,9 +166,9 @@ def test_fid_trains_and_caches_a_missing_classifier(grey_run: Path, tmp_path: Pa
     argv = ["evaluate", str(grey_run), "--fid", "--fid-samples", "100", "--limit", "10",
             "--classifier-dir", str(cache), "--json"]
     first, err = _json(capsys, argv)
-    assert "training the digit classifier on mnist-sample" in err
+    assert "training the classifier on mnist-sample" in err
     assert "classifier epoch 1/1" in err
-    assert (cache / "mnist-sample-digitcnn-v3-s0.safetensors").is_file()
+    assert (cache / classifier_filename("mnist-sample")).is_file()
     second, err = _json(capsys, argv)
     assert err == ""
     assert second["fd"] == first["fd"]  # the same cached classifier and seeded samples

@@ -208,3 +208,96 @@ def test_outside_share_counts_grid_points_beyond_the_box() -> None:
         1 - 13 * 13 / 441)
     assert latent.outside_share(values, values, (-5, 5, -5, 5)) == 0.0
     assert 0.0 in values  # an odd grid has z = 0 on it
+
+
+def test_posterior_means_read_the_pixels_the_study_was_trained_on() -> None:
+    """A binarised study's latent means come from its binary pixels, not from grey ones."""
+    from vaelab.pixels import evaluation_pixels
+
+    images = np.full((3, 28, 28), 153, np.uint8)  # grey 0.6: static binarisation makes it 1
+    images[1] = 102  # 0.4: static makes it 0
+    grey, _ = latent.posterior_means(HalfDeadEncoder(), images)
+    binary, _ = latent.posterior_means(HalfDeadEncoder(), images, "static")
+    assert grey[:, 0] == pytest.approx([6.0, 4.0, 6.0], rel=1e-6)
+    assert binary[:, 0] == pytest.approx([10.0, 0.0, 10.0])
+    # Dynamic binarisation: the same Bernoulli draws as every other evaluation.
+    rng = np.random.default_rng(3)
+    many = rng.integers(0, 256, size=(1500, 28, 28), dtype=np.uint8)
+    drawn, _ = latent.posterior_means(HalfDeadEncoder(), many, "dynamic", batch_size=64)
+    expected = evaluation_pixels(torch.from_numpy(many), "dynamic").flatten(1).mean(1) * 10
+    assert drawn[:, 0] == pytest.approx(expected.numpy(), rel=1e-6)
+
+
+def test_a_class_on_a_speck_of_the_plane_is_not_drawn() -> None:
+    grid = np.full((6, 6), 3)
+    grid[0, 0] = 7  # one point
+    grid[4:6, 4:6] = 1  # a 2 x 2 region: four points
+    grid[0, 5] = grid[1, 5] = grid[2, 5] = 8  # three in a column
+    grid[5, 0] = latent.UNCLEAR
+    kept = latent.drop_small_regions(grid, min_region=4)
+    assert kept[0, 0] == latent.UNCLEAR and (kept[0:3, 5] == latent.UNCLEAR).all()
+    assert (kept[4:6, 4:6] == 1).all() and kept[5, 0] == latent.UNCLEAR
+    assert (kept == 3).sum() == (grid == 3).sum()
+    # Diagonal neighbours do not connect a region.
+    diagonal = np.full((4, 4), 2)
+    np.fill_diagonal(diagonal, 5)
+    assert (latent.drop_small_regions(diagonal, 2) == 5).sum() == 0
+    assert (latent.drop_small_regions(grid, 1) == grid).all()
+
+
+def test_plane_shares_are_weighted_by_prior_mass_and_by_the_data() -> None:
+    values = np.linspace(-5, 5, 11)
+    mass = latent.prior_cell_mass(values)
+    assert mass.sum() == pytest.approx(1.0)
+    # The centre cell [-0.5, 0.5]² holds (Phi(0.5) - Phi(-0.5))² of the prior.
+    assert mass[5, 5] == pytest.approx(0.38292492 ** 2, rel=1e-6)
+    assert mass[0, 0] == pytest.approx(mass[10, 10]) and mass[0, 0] < 1e-10
+    # Reading order: a label on the top row is high z2, as grid_points has it.
+    labels = np.where(latent.grid_points(values, values)[:, 1].reshape(11, 11) > 0, 1, 0)
+    shares = latent.weighted_shares(labels, mass, n_classes=2)
+    assert shares[1] == pytest.approx((1 - 0.38292492) / 2, rel=1e-6)
+    assert shares[2] == 0.0
+    # Latent means: two in the centre cell, one far outside the grid (counted at its edge).
+    means = np.array([[0.1, -0.2], [-0.4, 0.4], [9.0, -9.0]])
+    counts = latent.data_cell_counts(values, means)
+    assert counts[5, 5] == 2 and counts[10, 10] == 1 and counts.sum() == 3
+    unclear = np.full((11, 11), latent.UNCLEAR)
+    unclear[5, 5] = 4
+    assert latent.weighted_shares(unclear, counts, 10)[[4, 10]] == pytest.approx([2 / 3, 1 / 3])
+    assert latent.prior_mass_outside((-1.0, 1.0, -1.0, 1.0)) == pytest.approx(
+        1 - 0.68268949 ** 2, rel=1e-6)
+    assert latent.prior_mass_outside((-9.0, 9.0, -9.0, 9.0)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_elbow_robustness_range_margin_second_rule_and_grid() -> None:
+    """The 100-epoch study's negative ELBO: the elbow at 10 holds from 4.35 % to 26.44 %, by
+    0.40 nats at 5 % (z_dim 10 against 20), and the distance-to-best rule agrees at 5 %."""
+    from vaelab.study.elbow import best_elbow, elbow_margin, grid_gap, tolerance_range
+
+    z_dims = [1, 2, 5, 10, 20]
+    neg_elbo = [161.94, 140.22, 116.67, 103.08, 100.40]
+    # z_dim 10 qualifies once 2.68 of the 61.54-nat range is allowed; z_dim 5 once 16.27 is.
+    assert tolerance_range(z_dims, neg_elbo, 10) == pytest.approx((2.68 / 61.54, 16.27 / 61.54))
+    assert tolerance_range(z_dims, neg_elbo, 20) == pytest.approx((0.0, 2.68 / 61.54))
+    assert tolerance_range(z_dims, neg_elbo, 2) == pytest.approx((39.82 / 61.54, 1.0))
+    assert tolerance_range(z_dims, neg_elbo, 1) == (1.0, float("inf"))
+    # z_dim 3 is left 5 to win, more than z_dim 2 (4): no tolerance makes it the elbow.
+    assert tolerance_range([1, 2, 3, 4], [10.0, 5.0, 6.0, 1.0], 3) is None
+    margin = elbow_margin(z_dims, neg_elbo, 0.05)
+    assert margin.nats == pytest.approx(0.05 * 61.54 - 2.68) and margin.pair == (10, 20)
+    # At 10 % z_dim 10 still qualifies by 3.47; z_dim 5 fails by 16.27 - 6.15 = 10.12.
+    assert elbow_margin(z_dims, neg_elbo, 0.1).nats == pytest.approx(6.154 - 2.68)
+    # At 2.5 % the elbow is 20: nothing decides 20 itself; 10 fails by 2.68 - 1.54.
+    low = elbow_margin(z_dims, neg_elbo, 0.025)
+    assert low.nats == pytest.approx(2.68 - 0.025 * 61.54) and low.pair == (10, 20)
+    assert elbow_margin([3], [1.0], 0.05).nats == float("inf")
+    # Distance to the best, relative to the best's error above the floor (45.53): at 5 %,
+    # 2.74 nats are allowed and z_dim 10 is 2.68 above the best.
+    assert best_elbow(z_dims, neg_elbo, 0.05, floor=45.53) == 10
+    assert best_elbow(z_dims, neg_elbo, 0.025, floor=45.53) == 20
+    assert best_elbow(z_dims, neg_elbo, 0.05) == 10  # floor 0: 5.02 allowed
+    assert best_elbow(z_dims, [157.99, 133.56, 104.16, 83.91, 76.81], 0.05, 45.53) == 20
+    # The grid cannot tell 6 from 9: an elbow at 10 lies somewhere in 6 ... 10.
+    assert grid_gap(z_dims, 10) == (6, 10)
+    assert grid_gap(z_dims, 2) is None and grid_gap(z_dims, 1) is None
+    assert grid_gap([1, 2, 3, 4, 8], 4) is None and grid_gap([1, 2, 3, 4, 8], 8) == (5, 8)

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import sample_classifier
 from vaelab.data import load_splits
 from vaelab.errors import VaelabError
-from vaelab.evaluation.classifier import HIDDEN_UNITS, Classifier, cached_classifier
+from vaelab.evaluation.classifier import HIDDEN_UNITS, Classifier
 from vaelab.evaluation.sample_quality import (
     SampleQuality,
     feature_quality,
@@ -156,10 +157,9 @@ def test_precision_recall_needs_more_than_k_samples() -> None:
 
 
 @pytest.fixture(scope="module")
-def classifier(request: pytest.FixtureRequest) -> Classifier:
-    """mnist-sample's classifier, cached across test sessions in pytest's cache folder."""
-    cache = Path(request.config.cache.mkdir("vaelab-classifiers"))
-    return cached_classifier("mnist-sample", cache)[0]
+def classifier(classifier_cache: Path) -> Classifier:
+    """mnist-sample's classifier, cached across test sessions (conftest.classifier_cache)."""
+    return sample_classifier(classifier_cache)[0]  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="module")
@@ -259,3 +259,15 @@ def test_prior_images_of_a_conditional_model_cycle_through_the_classes() -> None
     assert images.shape == (25, 1, 28, 28)
     assert torch.allclose(images, expected)
     assert float(images.min()) >= 0.0 and float(images.max()) <= 1.0
+
+
+def test_the_real_balls_computed_once_give_the_same_precision_and_recall() -> None:
+    from vaelab.evaluation.sample_quality import RealSupport
+
+    rng = np.random.default_rng(5)
+    real, fake = rng.normal(size=(300, 8)), rng.normal(0.3, 1.2, size=(250, 8))
+    support = RealSupport.of(real, k=4)
+    assert precision_recall(support, fake, k=4) == precision_recall(real, fake, k=4)
+    assert precision_recall(support, fake, k=4, block=1000) == precision_recall(real, fake, k=4)
+    with pytest.raises(VaelabError, match="computed with k=4"):
+        precision_recall(support, fake, k=3)

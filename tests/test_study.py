@@ -41,6 +41,7 @@ EXPECTED_SIZES = {
     "active_units.png": (820, 370),
     "prior_classes.png": (820, 370),
     "elbow.png": (820, 380),
+    "rate_distortion.png": (820, 440),
     "strip_1d.png": (820, 400),
     "manifold_2d.png": (708, 688),
     "manifold_data_2d.png": (708, 688),
@@ -80,7 +81,7 @@ def _quick_study(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixtu
                  name: str, *flags: str) -> Path:
     """`vaelab study --quick FLAGS` on the CPU, its classifier cached across test runs."""
     study = tmp_path_factory.mktemp("study") / name
-    cache = request.config.cache.mkdir("vaelab-classifiers")
+    cache = request.getfixturevalue("classifier_cache")
     code = main(["study", "--quick", *flags, "--device", "cpu", "--out", str(study),
                  "--classifier-dir", str(cache)])
     assert code == 0
@@ -366,3 +367,130 @@ def test_classifier_cache_falls_back_when_the_data_root_is_read_only(
     monkeypatch.setattr(os, "access", lambda path, mode: False)  # as for a read-only share
     home_cache = tmp_path / "home" / ".cache" / "vaelab" / "classifiers"
     assert default_classifier_dir(config) == home_cache
+
+
+def test_a_first_format_study_keeps_its_measurement_settings(tmp_path: Path) -> None:
+    """A study.json of vaelab 0.1.0 (settings flat) re-reads with the grid it was made with."""
+    from vaelab.study.config import load_study_config
+
+    saved = {"out": "elsewhere", "z_dims": [1, 2], "model": "seed", "dataset": "mnist",
+             "epochs": 100, "batch_size": 32, "lr": 0.001, "seed": 1, "grid_size": 20,
+             "grid_range": 5.0, "map_points": 301, "prior_samples": 10000,
+             "elbow_tolerance": 0.05, "classifier_dir": None}
+    (tmp_path / "study.json").write_text(json.dumps(saved))
+    config = load_study_config(tmp_path)
+    assert (config.grid_size, config.map_points, config.z_dims) == (20, 301, (1, 2))
+    assert config.train.epochs == 100 and config.out == str(tmp_path)
+
+
+def _unlabelled(splits: object) -> object:
+    """The same images without labels, as a user's folder of unlabelled images gives them."""
+    from dataclasses import fields
+
+    from vaelab.data.datasets import Splits
+
+    class Unlabelled(Splits):
+        @property
+        def labelled(self) -> bool:
+            return False
+
+    values = {f.name: getattr(splits, f.name) for f in fields(Splits)}
+    values.update(train_labels=None, val_labels=None, test_labels=None, class_names=())
+    return Unlabelled(**values)
+
+
+def test_an_unlabelled_study_reports_every_section_that_needs_no_classifier(
+        tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loss, sweep, elbow, active units, I_q and rate-distortion run; the classifier's
+    sections are left out with one sentence, and no classifier is trained or asked for."""
+    import vaelab.data
+    import vaelab.evaluation.classifier as classifier_module
+    import vaelab.study.analysis as analysis
+    from vaelab.study.run import run_study
+
+    config = StudyConfig.from_dict(dict(out=str(tmp_path / "study"), z_dims=(1, 2, 3),
+                                        model="mlp", dataset=tiny_dataset,
+                                        data_dir=str(tiny_dataset_dir), epochs=2,
+                                        batch_size=100, device="cpu"))
+    real = vaelab.data.load_splits
+
+    def unlabelled(*args: object, **kwargs: object) -> object:
+        return _unlabelled(real(*args, **kwargs))  # type: ignore[arg-type]
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an unlabelled study trained a classifier")
+
+    monkeypatch.setattr(vaelab.data, "load_splits", unlabelled)
+    monkeypatch.setattr(analysis, "load_splits", unlabelled)
+    monkeypatch.setattr(classifier_module, "train_classifier", no_training)
+    notes: list[str] = []
+    paths = run_study(config, notify=notes.append)
+    results = json.loads(paths.results.read_text())
+    markdown = paths.markdown.read_text()
+    assert results["labelled"] is False and results["classifier"] is None
+    assert "references" not in results and "abstention" not in results
+    assert "one_d" not in results and "map_points" not in results["two_d"]
+    assert sorted(p.name for p in (tmp_path / "study" / "figures").glob("*.png")) == sorted(
+        figure_names((1, 2, 3), labelled=False))
+    for z in ("1", "2", "3"):
+        row = results["sweep"][z]
+        assert {"neg_elbo", "i_q", "marginal_kl", "active_units"} <= set(row)
+        assert "fd" not in row and "precision" not in row
+    assert [p["z_dim"] for p in results["rate_distortion"]["points"]] == [1, 2, 3]
+    for section in SECTIONS:
+        assert f"## {section}" in markdown
+    assert markdown.count("has no labels, so no classifier could be trained on it") == 1
+    assert "Fréchet distance between" not in markdown and "digit" not in markdown.lower()
+    assert any("has no labels" in note for note in notes)
+    assert not (tmp_path / "study" / "classifier.safetensors").exists()
+
+
+def test_a_report_keeps_the_study_classifier_unless_it_is_of_an_older_kind(
+        tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A study of vaelab 0.1.0 saved a classifier that cannot refuse an image: the report
+    measures with the current kind instead (copied into the study); a current one is kept."""
+    import torch
+
+    import vaelab.study.run as run_module
+    from vaelab.evaluation.classifier import (
+        ARCHITECTURE,
+        Classifier,
+        ClassifierInfo,
+        DigitCNN,
+        load_classifier,
+        save_classifier,
+    )
+
+    def made(architecture: str, reject: bool) -> Classifier:
+        info = ClassifierInfo(dataset=tiny_dataset, epochs=1, seed=0, n_train=1, n_test=1,
+                              test_accuracy=0.5, seconds=0.0,
+                              class_names=tuple(str(d) for d in range(10)),
+                              architecture=architecture, reject=reject)
+        return Classifier(DigitCNN(10, reject).eval(), info)
+
+    config = StudyConfig.from_dict(dict(out=str(tmp_path / "study"), dataset=tiny_dataset,
+                                        data_dir=str(tiny_dataset_dir),
+                                        classifier_dir=str(tmp_path / "cache")))
+    saved = tmp_path / "study" / run_module.CLASSIFIER_FILE
+    saved.parent.mkdir()
+    current = made(ARCHITECTURE, True)
+    asked: list[object] = []
+
+    def cached(splits: object, cache: Path, **_: object) -> tuple[Classifier, Path, bool]:
+        asked.append(splits)
+        path = cache / "current.safetensors"
+        cache.mkdir(exist_ok=True)
+        save_classifier(path, current)
+        return current, path, False
+
+    monkeypatch.setattr(run_module, "cached_classifier", cached)
+    notes: list[str] = []
+    save_classifier(saved, made("digitcnn-v3", False))
+    found = run_module.study_classifier(config, torch.device("cpu"), notes.append)
+    assert found is not None and found.info.architecture == ARCHITECTURE and len(asked) == 1
+    assert load_classifier(saved).info.reject  # the study now holds the current kind
+    assert any("older kind" in note for note in notes)
+    again = run_module.study_classifier(config, torch.device("cpu"), notes.append)
+    assert again is not None and again.info.reject and len(asked) == 1  # kept, not replaced

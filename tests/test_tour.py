@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, sample_classifier
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -20,13 +20,11 @@ PICTURES = 6
 
 
 @pytest.fixture
-def data_root(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+def data_root(classifier_cache: Path, tmp_path: Path) -> Path:
     """A data root whose classifiers/ holds mnist-sample's digit classifier, so the tour's study
     finds it cached as a returning user would (the cache is shared with test_study.py, which
     trains it once when missing; this fixture would too)."""
-    from vaelab.evaluation.classifier import cached_classifier
-
-    _, path, _ = cached_classifier("mnist-sample", request.config.cache.mkdir("vaelab-classifiers"))
+    _, path = sample_classifier(classifier_cache)
     root = tmp_path / "data"
     (root / "classifiers").mkdir(parents=True)
     for suffix in (".safetensors", ".json"):

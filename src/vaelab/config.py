@@ -138,7 +138,8 @@ class TrainConfig(ModelSettings):
         0, "epochs over which the KL weight rises linearly from 0 to beta",
         Rule("non-negative", upper=1_000_000))
     binarize: str = setting(
-        "none", "pixel binarisation: none, dynamic (resampled each batch) or static (> 0.5)",
+        "none", "pixel binarisation: none, dynamic (resampled each batch) or static (> 0.5; "
+        "not the static binarised MNIST of papers, one Bernoulli draw per image)",
         choices=("none", "dynamic", "static"))
     precision: str = setting(
         "fp32", "fp32, bf16 autocast for matrix products, or auto (bf16 where the device runs "

@@ -3,7 +3,9 @@
 Continuous intensities in [0, 1] are the default (the study's setting). For the likelihood
 literature, ``dynamic`` resamples every pixel as Bernoulli(intensity) each time a batch is drawn
 (Salakhutdinov & Murray 2008), and ``static`` thresholds at 0.5. Evaluation data are binarised
-once with a fixed seed, so every model is scored on the same binary test set.
+once with a fixed seed, so every model is scored on the same binary test set:
+``evaluation_pixels`` binarises in fixed blocks of ``EVAL_BLOCK`` images, each from its own seed,
+so the images scored do not depend on how a caller batches them.
 """
 
 from __future__ import annotations
@@ -12,9 +14,13 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["BINARIZERS", "EVAL_BINARIZE_SEED", "binarize_once", "to_float"]
+__all__ = ["BINARIZERS", "EVAL_BINARIZE_SEED", "EVAL_BLOCK", "binarize_once", "evaluation_pixels",
+           "to_float"]
 
 EVAL_BINARIZE_SEED = 123
+# Evaluation images are binarised in blocks of this many, block b (starting at image s) with
+# seed s + 1: the ELBO, the likelihood and the latent maps all score the same binary images.
+EVAL_BLOCK = 1000
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
@@ -46,3 +52,16 @@ def binarize_once(images: torch.Tensor, mode: str, seed: int = EVAL_BINARIZE_SEE
         return torch.bernoulli(x.cpu(), generator=generator).to(x.device)
     fn = BINARIZERS[mode]
     return fn(x) if fn is not None else x
+
+
+def evaluation_pixels(images: torch.Tensor, binarize: str) -> torch.Tensor:
+    """uint8 (N, H, W) -> the float (N, 1, H, W) images that evaluation scores (binarised once).
+
+    Whatever the caller's batch size, image i is binarised by the block of ``EVAL_BLOCK`` images
+    it falls in, so every evaluation of the same images sees the same pixels.
+    """
+    blocks = [binarize_once(images[start:start + EVAL_BLOCK], binarize, seed=start + 1)
+              for start in range(0, len(images), EVAL_BLOCK)]
+    if not blocks:
+        return to_float(images)
+    return torch.cat(blocks)

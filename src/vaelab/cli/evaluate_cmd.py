@@ -78,7 +78,7 @@ NOT_A_LIKELIHOOD = ("vaelab: warning: this run was trained on grey-level pixels 
                     "binarised-MNIST NLLs; retrain with --binarize dynamic for that")
 
 
-def _classifier(splits: Splits, data_dir: str | None, resize: bool, override: str | None,
+def _classifier(splits: Splits, data_dir: str | None, override: str | None,
                 device: torch.device) -> tuple[Classifier, Path]:
     """The dataset's cached classifier, trained first (with word on stderr) when absent."""
     from vaelab.data.datasets import display_name
@@ -87,14 +87,13 @@ def _classifier(splits: Splits, data_dir: str | None, resize: bool, override: st
     cache = classifier_cache_dir(data_dir, override)
 
     def on_train() -> None:
-        print(f"training the digit classifier on {display_name(splits.name)} for --fid, once "
+        print(f"training the classifier on {display_name(splits.name)} for --fid, once "
               f"(cached in {cache})", file=sys.stderr)
 
     def on_epoch(epoch: int, epochs: int, loss: float) -> None:
         print(f"classifier epoch {epoch}/{epochs}: cross-entropy {loss:.4f}", file=sys.stderr)
 
-    classifier, path, _ = cached_classifier(splits.name, cache, data_dir, device=device,
-                                            on_epoch=on_epoch, resize=resize,
+    classifier, path, _ = cached_classifier(splits, cache, device=device, on_epoch=on_epoch,
                                             on_train=on_train)
     return classifier, path
 
@@ -187,6 +186,9 @@ def run(args: argparse.Namespace) -> int:
     if data.change is not None:
         print(f"vaelab: warning: {data.change.warning()}", file=sys.stderr)
     splits = data.splits
+    if args.fid and not splits.labelled:  # refused before anything is measured or trained
+        raise VaelabError(f"--fid needs a classifier, and {display_name(splits.name)} has no "
+                          "labels to train one on; leave out --fid")
     images_np, labels_np = splits.split(args.split)
     images = torch.from_numpy(images_np[:args.limit]).to(device)
     labels = None if labels_np is None else \
@@ -212,14 +214,14 @@ def run(args: argparse.Namespace) -> int:
                                seed=args.seed, progress=bar)
         finally:
             bar.close()
-        result.update(nll=nll.nll, nll_se=nll.nll_se, bits_per_dim=nll.bits_per_dim,
-                      nll_samples=nll.samples)
+        result.update(nll=nll.nll, nll_se=nll.nll_se, nll_samples=nll.samples)
+        if binarized:  # bits per dimension are a likelihood's unit, not a cross-entropy's
+            result["bits_per_dim"] = nll.bits_per_dim
     quality_source = ""
     if args.fid:
         from vaelab.evaluation.sample_quality import DEFAULT_SAMPLES, sample_quality
 
-        classifier, path = _classifier(splits, data_dir, config.resize, args.classifier_dir,
-                                       device)
+        classifier, path = _classifier(splits, data_dir, args.classifier_dir, device)
         quality = sample_quality(loaded.model, classifier, splits.test_images,
                                  n_samples=args.fid_samples or DEFAULT_SAMPLES, seed=args.seed)
         result.update(quality.to_dict())
@@ -261,8 +263,9 @@ def run(args: argparse.Namespace) -> int:
              ["pixel MSE (per pixel)", result["mse"]]]
     if args.nll:
         k = result["nll_samples"]
-        rows += [[f"NLL, K={k} (nats)", f"{result['nll']:.2f} ± {result['nll_se']:.2f}"],
-                 ["NLL (bits/dim)", result["bits_per_dim"]]]
+        rows.append([f"NLL, K={k} (nats)", f"{result['nll']:.2f} ± {result['nll_se']:.2f}"])
+        if binarized:
+            rows.append(["NLL (bits/dim)", result["bits_per_dim"]])
     if args.fid:
         rows += [["Fréchet distance, classifier features", result["fd"]],
                  [f"precision (k={result['pr_k']})", result["precision"]],

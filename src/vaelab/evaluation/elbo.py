@@ -9,7 +9,7 @@ from vaelab.errors import VaelabError
 from vaelab.losses import pixel_mse
 from vaelab.models import VAE
 from vaelab.models.base import eval_mode
-from vaelab.pixels import binarize_once
+from vaelab.pixels import evaluation_pixels
 
 __all__ = ["bce_floor", "evaluate"]
 
@@ -26,17 +26,19 @@ def evaluate(
     """Per-image means over uint8 ``images``: neg_elbo, recon_bce and kl in nats, mse per pixel.
 
     One posterior sample per image, drawn from a fixed seed so repeated evaluations agree and
-    the training RNG stream is left untouched. ``mse`` compares the image with the decoding of
-    the posterior mean. Conditional models are scored with ``labels``; the others ignore them.
-    The model's train/eval mode is restored afterwards.
+    the training RNG stream is left untouched. Binarised pixels come from ``evaluation_pixels``,
+    so every batch size scores the same binary images as the likelihood estimate does. ``mse``
+    compares the image with the decoding of the posterior mean. Conditional models are scored
+    with ``labels``; the others ignore them. The model's train/eval mode is restored afterwards.
     """
     device = images.device
     totals = torch.zeros(4, dtype=torch.float64)
     devices = [device.index or 0] if device.type == "cuda" else []
+    pixels_all = evaluation_pixels(images, binarize)
     with eval_mode(model), torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         for start in range(0, len(images), batch_size):
-            x = binarize_once(images[start : start + batch_size], binarize, seed=start + 1)
+            x = pixels_all[start : start + batch_size]
             y = labels[start : start + batch_size] if labels is not None else None
             out = model(x, y, beta=1.0)
             sums = [(out.recon_nll + out.kl).sum(), out.recon_nll.sum(), out.kl.sum(),

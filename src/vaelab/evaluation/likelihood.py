@@ -23,15 +23,12 @@ import torch
 from vaelab.errors import VaelabError
 from vaelab.models import VAE
 from vaelab.models.base import eval_mode
-from vaelab.pixels import binarize_once
+from vaelab.pixels import evaluation_pixels
 
 __all__ = ["LikelihoodResult", "estimate_nll", "evaluation_pixels", "log_likelihood"]
 
 # Image-samples decoded at once: about 0.2 GB of logits on a GPU, 25 MB on a CPU.
 DEFAULT_MAX_ROWS = {"cuda": 1 << 16, "cpu": 1 << 13}
-# Evaluation images are binarised in blocks of this size with seed start + 1, exactly as
-# the ELBO evaluation does, so the NLL and the ELBO are measured on the same binary images.
-_BINARIZE_BLOCK = 1000
 
 
 @dataclass(frozen=True)
@@ -79,15 +76,6 @@ def log_likelihood(
     return running - math.log(samples)
 
 
-def evaluation_pixels(images: torch.Tensor, binarize: str) -> torch.Tensor:
-    """uint8 (N, H, W) -> the float (N, 1, H, W) images that evaluation scores (binarised once)."""
-    blocks = [binarize_once(images[start:start + _BINARIZE_BLOCK], binarize, seed=start + 1)
-              for start in range(0, len(images), _BINARIZE_BLOCK)]
-    if not blocks:
-        raise VaelabError("there are no images to evaluate; choose a non-empty split")
-    return torch.cat(blocks)
-
-
 def estimate_nll(
     model: VAE,
     images: torch.Tensor,
@@ -114,6 +102,8 @@ def estimate_nll(
     chunk = max(1, min(samples, rows // batch))
     if model.conditional and labels is None:
         raise VaelabError("a conditional model needs the labels of the images it scores")
+    if n == 0:
+        raise VaelabError("there are no images to evaluate; choose a non-empty split")
     x_all = evaluation_pixels(images, binarize)
     total, done = n * samples, 0
     estimates: list[torch.Tensor] = []

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_K",
     "DEFAULT_SAMPLES",
+    "RealSupport",
     "SampleQuality",
     "feature_quality",
     "frechet_distance",
@@ -108,10 +109,11 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return max(float(distance), 0.0)
 
 
-def _squared_distances(rows: torch.Tensor, cols: torch.Tensor,
-                       cols_sq: torch.Tensor) -> torch.Tensor:
-    """||rows_i - cols_j||² (len(rows), len(cols)); the expansion's rounding is clamped at 0."""
-    d = torch.addmm(cols_sq[None, :], rows, cols.T, alpha=-2.0)
+def _squared_distances(rows: torch.Tensor, cols: torch.Tensor, cols_sq: torch.Tensor,
+                       out: torch.Tensor) -> torch.Tensor:
+    """||rows_i - cols_j||² (len(rows), len(cols)) into ``out``; the expansion's rounding is
+    clamped at 0."""
+    d = torch.addmm(cols_sq[None, :], rows, cols.T, alpha=-2.0, out=out[:len(rows)])
     return d.add_((rows * rows).sum(1)[:, None]).clamp_(min=0.0)
 
 
@@ -120,13 +122,20 @@ def _blocks(n_rows: int, n_cols: int, block: int) -> range:
     return range(0, n_rows, max(1, block // max(n_cols, 1)))
 
 
+def _buffer(starts: range, n_rows: int, n_cols: int) -> torch.Tensor:
+    """One block of distances, reused for every block (allocating each anew costs as much as
+    the product)."""
+    return torch.empty(min(starts.step, n_rows), n_cols, dtype=torch.float64)
+
+
 def _radii_sq(points: torch.Tensor, k: int, block: int) -> torch.Tensor:
     """Squared distance from each point to its k-th nearest other point of the same set."""
     sq = (points * points).sum(1)
     radii = torch.empty(len(points), dtype=points.dtype)
     starts = _blocks(len(points), len(points), block)
+    out = _buffer(starts, len(points), len(points))
     for start in starts:
-        d = _squared_distances(points[start:start + starts.step], points, sq)
+        d = _squared_distances(points[start:start + starts.step], points, sq, out)
         rows = torch.arange(len(d))
         d[rows, start + rows] = 0.0  # a point's own distance, exactly, so it sorts first
         # Position 0 of each row's k+1 smallest is the point itself; position k its k-th other.
@@ -134,7 +143,34 @@ def _radii_sq(points: torch.Tensor, k: int, block: int) -> torch.Tensor:
     return radii
 
 
-def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = DEFAULT_K,
+@dataclass(frozen=True)
+class RealSupport:
+    """The real features' balls: each point and the squared radius to its k-th neighbour.
+
+    The same for every sample set compared with one real set, so a study computes it once.
+    """
+
+    points: torch.Tensor  # (N, D) float64
+    radii_sq: torch.Tensor  # (N,) float64
+    k: int
+
+    @classmethod
+    def of(cls, real: np.ndarray, k: int = DEFAULT_K, block: int = BLOCK_ENTRIES
+           ) -> RealSupport:
+        points = torch.from_numpy(_as_features(real, "real"))
+        _check_pr(len(points), "real", k)
+        return cls(points, _radii_sq(points, k, block), k)
+
+
+def _check_pr(n: int, name: str, k: int) -> None:
+    if k < 1:
+        raise VaelabError(f"k must be at least 1, got {k}")
+    if n < min_samples(k):
+        raise VaelabError(f"{name} set has {n} samples; the k={k} nearest-neighbour balls need "
+                          f"at least {min_samples(k)}")
+
+
+def precision_recall(real: np.ndarray | RealSupport, fake: np.ndarray, k: int = DEFAULT_K,
                      block: int = BLOCK_ENTRIES) -> tuple[float, float]:
     """Improved precision and recall (Kynkäänniemi et al. 2019) of features (N, D).
 
@@ -142,28 +178,28 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = DEFAULT_K,
     the share of fake features inside at least one real ball (boundary included). Recall swaps
     the roles: balls around the fake features (radii from the fake set), and the share of real
     features inside one. Distances are computed in float64, ``block`` entries at a time, so
-    memory stays bounded whatever the set sizes.
+    memory stays bounded whatever the set sizes. ``real`` may be a ``RealSupport`` whose balls
+    were computed before (with the same k).
     """
-    real_np, fake_np = _as_features(real, "real"), _as_features(fake, "fake")
-    if k < 1:
-        raise VaelabError(f"k must be at least 1, got {k}")
-    if real_np.shape[1] != fake_np.shape[1]:
-        raise VaelabError(f"feature sets differ in width ({real_np.shape[1]} vs "
-                          f"{fake_np.shape[1]}); compute both with the same classifier")
-    for name, points in (("real", real_np), ("fake", fake_np)):
-        if len(points) < min_samples(k):
-            raise VaelabError(f"{name} set has {len(points)} samples; the k={k} nearest-"
-                              f"neighbour balls need at least {min_samples(k)}")
-    real_t, fake_t = torch.from_numpy(real_np), torch.from_numpy(fake_np)
-    real_radii, fake_radii = _radii_sq(real_t, k, block), _radii_sq(fake_t, k, block)
+    fake_np = _as_features(fake, "fake")
+    _check_pr(len(fake_np), "fake", k)
+    support = real if isinstance(real, RealSupport) else RealSupport.of(real, k, block)
+    if support.k != k:
+        raise VaelabError(f"the real balls were computed with k={support.k}, not {k}")
+    real_t, fake_t = support.points, torch.from_numpy(fake_np)
+    if real_t.shape[1] != fake_t.shape[1]:
+        raise VaelabError(f"feature sets differ in width ({real_t.shape[1]} vs "
+                          f"{fake_t.shape[1]}); compute both with the same classifier")
+    real_radii, fake_radii = support.radii_sq, _radii_sq(fake_t, k, block)
     # One pass over the fake-to-real distances serves both directions.
     real_sq = (real_t * real_t).sum(1)
     fake_inside = torch.zeros(len(fake_t), dtype=torch.bool)
     real_inside = torch.zeros(len(real_t), dtype=torch.bool)
     starts = _blocks(len(fake_t), len(real_t), block)
+    out = _buffer(starts, len(fake_t), len(real_t))
     for start in starts:
         rows = slice(start, start + starts.step)
-        d = _squared_distances(fake_t[rows], real_t, real_sq)  # (fake block, real)
+        d = _squared_distances(fake_t[rows], real_t, real_sq, out)  # (fake block, real)
         fake_inside[rows] = (d <= real_radii[None, :]).any(1)
         real_inside |= (d <= fake_radii[rows, None]).any(0)
     return float(fake_inside.double().mean()), float(real_inside.double().mean())
@@ -207,13 +243,15 @@ def sample_quality(
     return feature_quality(real, classifier.features(prior_images(model, n_samples, seed)), k)
 
 
-def feature_quality(real: np.ndarray, fake: np.ndarray, k: int = DEFAULT_K) -> SampleQuality:
+def feature_quality(real: np.ndarray, fake: np.ndarray, k: int = DEFAULT_K,
+                    support: RealSupport | None = None) -> SampleQuality:
     """``sample_quality`` from the classifier features of the real images and of the samples.
 
-    For measuring several models against one test set: its features are computed once.
+    For measuring several sample sets against one test set: its features are computed once,
+    and with ``support`` (``RealSupport.of(real, k)``) its balls too.
     """
     _check_samples(len(fake), k)
-    precision, recall = precision_recall(real, fake, k)
+    precision, recall = precision_recall(support if support is not None else real, fake, k)
     return SampleQuality(fd=frechet_distance(real, fake), precision=precision, recall=recall,
                          n_samples=len(fake), n_real=len(real), k=k)
 

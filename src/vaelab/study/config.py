@@ -56,14 +56,17 @@ class StudyConfig:
                                            "manifold", flag=False)
     prior_samples: int = setting(10_000, "prior draws decoded per z_dim for the sample-quality "
                                  "measures", _POSITIVE_INT)
+    pr_k: int = setting(3, "neighbour rank k whose distance sets each ball of precision and "
+                        "recall (Kynkäänniemi et al. 2019 use 3)", Rule("positive", upper=100))
     active_threshold: float = setting(0.01, "a unit is active when Cov_x(E_q[z_u | x]) exceeds "
                                       "this", Rule("positive"), flag=False)
     elbow_tolerances: tuple[float, ...] = setting(
         (0.025, 0.05, 0.1), "elbow rule tolerances, as shares of the sweep's range",
         Rule("positive", upper=1.0), flag=False)
     min_confidence: float = setting(
-        0.5, "a decoding counts as a digit only when the classifier gives it at least this "
-        "probability; below it is 'unclear'", Rule("non-negative", upper=1.0))
+        0.5, "a decoding counts as a class only when the classifier does not refuse it and "
+        "gives the class at least this probability; otherwise it is 'unclear'",
+        Rule("non-negative", upper=1.0))
     classifier_dir: str | None = setting(
         None, "classifier cache (default <data root>/classifiers)")
 
@@ -144,9 +147,10 @@ def load_study_config(study_dir: str | Path) -> StudyConfig:
     except (OSError, ValueError) as exc:
         raise VaelabError(f"{path} is not readable JSON ({exc}); re-run `vaelab study`") from None
     if data.get("format", 1) == 1:
-        # Format 1 held the training settings flat; they, the sweep and the classifier are
-        # kept, and the measurement settings take today's defaults.
-        kept = {"out", "z_dims", "classifier_dir"} | set(TrainConfig.__dataclass_fields__)
+        # Format 1 held the training settings flat. Every setting that still exists keeps its
+        # value (a 20 x 20 grid stays 20 x 20); those that no longer exist (its single
+        # elbow_tolerance, now one of several) are dropped.
+        kept = {f.name for f in fields(StudyConfig)} | set(TrainConfig.__dataclass_fields__)
         data = {k: v for k, v in data.items() if k in kept}
     data["out"] = str(study_dir)
     return StudyConfig.from_dict(data)

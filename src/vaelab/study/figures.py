@@ -29,6 +29,7 @@ __all__ = [
     "plot_elbow",
     "plot_manifold",
     "plot_prior_classes",
+    "plot_rate_distortion",
     "plot_reconstructions",
     "plot_strip_1d",
 ]
@@ -39,6 +40,9 @@ DIGIT_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b
                  "#222222", "#bcbd22", "#17becf")
 UNCLEAR_COLOUR = "#c8c8c8"
 _CHAR_PX = 7.6  # width of one tick-label character at the figures' tick size, rounded up
+_BOLD_CHAR_PX = 8.6  # width of one bold character at the body size, rounded up
+_LEGEND_ENTRY_PX = 30  # a legend entry's swatch, padding and column spacing, beside its text
+_LEGEND_ROW_PX = 20  # height of one row of legend entries
 _IMAGE = 28  # pixels per decoded image side
 
 Path = str | os.PathLike[str]
@@ -142,6 +146,64 @@ def plot_elbow(path: Path, z_dims: Sequence[int],
     return _record(record)
 
 
+def _round_step(span: float) -> float:
+    """A round spacing giving about five lines over ``span``: 1, 2 or 5 times a power of 10."""
+    raw = max(span, 1e-9) / 5
+    power = 10.0 ** np.floor(np.log10(raw))
+    return float(min((m * power for m in (1, 2, 5, 10) if m * power >= raw), default=raw))
+
+
+def plot_rate_distortion(path: Path, points: Sequence[dict[str, Any]], ceiling: float,
+                         floor: float | None = None) -> Legibility:
+    """Rate against distortion (Alemi et al. 2018): each model (and seed) a point.
+
+    ``points`` hold z_dim, rate (the KL term), distortion (the reconstruction BCE) and i_q, in
+    nats; hollow markers put I_q on the same row, so the gap to the filled one is the marginal
+    KL. Grey dashed lines join equal negative ELBO (rate + distortion); ``ceiling`` (log N) is
+    the most I_q can measure; ``floor`` the BCE floor of grey-level images.
+    """
+    record: list[Legibility] = []
+    z_dims = sorted({int(p["z_dim"]) for p in points})
+    rates = [float(p["rate"]) for p in points]
+    distortions = [float(p["distortion"]) for p in points]
+    x_hi = max([*rates, ceiling]) * 1.08 + 0.5
+    y_lo = min([*distortions, *([floor] if floor is not None else [])])
+    y_hi = max(distortions)
+    pad = 0.08 * max(y_hi - y_lo, 1.0)
+    y_lim = (y_lo - pad, y_hi + pad)
+    with drawing(path, WIDTH, 440, record=record) as fig:
+        ax = fig.add_subplot()
+        elbos = [r + d for r, d in zip(rates, distortions, strict=True)]
+        step = _round_step(max(elbos) - min(elbos))
+        level = np.floor((y_lim[0]) / step) * step
+        while level <= y_hi + pad + x_hi:
+            ax.plot([0, x_hi], [level, level - x_hi], color="grey", linestyle="--",
+                    linewidth=0.8, alpha=0.6)
+            level += step
+        ax.plot([], [], color="grey", linestyle="--", linewidth=0.8,
+                label=f"equal negative ELBO, every {step:g} nats")
+        for i, z_dim in enumerate(z_dims):
+            chosen = [p for p in points if int(p["z_dim"]) == z_dim]
+            colour = f"C{i % 10}"
+            ax.plot([p["rate"] for p in chosen], [p["distortion"] for p in chosen], "o",
+                    color=colour, label=f"z_dim={z_dim}")
+            ax.plot([p["i_q"] for p in chosen], [p["distortion"] for p in chosen], "o",
+                    markerfacecolor="none", color=colour)
+        ax.plot([], [], "o", markerfacecolor="none", color="black", label="I_q at that BCE")
+        ax.axvline(ceiling, color="black", linestyle=":",
+                   label=f"log N = {ceiling:.2f}: most I_q can measure")
+        if floor is not None:
+            ax.axhline(floor, color="grey", linestyle=":",
+                       label=f"BCE floor {floor:.1f} (pixel entropy)")
+        ax.set_xlim(0, x_hi)
+        ax.set_ylim(*y_lim)
+        ax.set_xlabel("rate: the KL term (filled) and I_q(x; z) (hollow), nats per image")
+        ax.set_ylabel("distortion: reconstruction BCE, nats")
+        ax.grid(alpha=0.3)
+        fig.legend(loc="outside right upper", frameon=False)
+    return _record(record)
+
+
 def plot_prior_classes(path: Path, z_dims: Sequence[int], shares: dict[int, np.ndarray],
                        spread: dict[int, np.ndarray | None], class_names: Sequence[str],
                        min_confidence: float) -> Legibility:
@@ -216,16 +278,22 @@ def _spaced(positions: Sequence[float], widths: Sequence[float], gap: float = 8.
 
 def plot_strip_1d(path: Path,
                   strips: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, list[Interval]]],
-                  class_names: Sequence[str]) -> Legibility:
-    """For each range: decoded images along z with the classifier's digit above each, and the
-    digit map beneath (grey: unclear), its bounds labelled where they do not collide.
+                  class_names: Sequence[str], noun: str = "digit") -> Legibility:
+    """For each range: decoded images along z with the classifier's class above each, and the
+    class map beneath (grey: unclear), its bounds labelled where they do not collide; ``noun``
+    names a class in the axis text ("digit" for MNIST).
 
     ``strips`` holds (title, z of the images, images, their labels, intervals of the map).
     """
     n = max(len(s[2]) for s in strips)
     span = n * _IMAGE  # one image pixel per screen pixel
     left = (WIDTH - span) // 2
-    block = 196
+    # A label wider than an image (a class name, not a digit) stands upright above it, and the
+    # strip grows by its length.
+    longest = max([1, *(len(name) for name in class_names)])
+    upright = longest * _CHAR_PX > _IMAGE - 2
+    label_px = round(longest * _BOLD_CHAR_PX) + 6 if upright else 16
+    block = 196 + label_px - 16
     height = block * len(strips) + 8
     record: list[Legibility] = []
     with drawing(path, WIDTH, height, layout=None, record=record) as fig:
@@ -233,7 +301,7 @@ def plot_strip_1d(path: Path,
             top = height - 8 - k * block
             _text_px(fig, left, top, title, va="top", ha="left", fontsize=10,
                      fontweight="bold")
-            image_bottom = top - 44 - _IMAGE
+            image_bottom = top - 28 - label_px - _IMAGE
             ax = _axes_px(fig, left, image_bottom, span, _IMAGE)
             ax.imshow(np.concatenate(list(images), axis=1), cmap="gray", vmin=0, vmax=1,
                       extent=(0, len(images), 0, 1), aspect="auto", interpolation="nearest")
@@ -243,15 +311,17 @@ def plot_strip_1d(path: Path,
             for i, label in enumerate(labels):
                 ax.text(i + 0.5, 1.08, _name(int(label), class_names) if label != UNCLEAR
                         else "?", ha="center", va="bottom", color=digit_colour(int(label)),
-                        transform=ax.transData, fontweight="bold", clip_on=False)
+                        transform=ax.transData, fontweight="bold", clip_on=False,
+                        rotation=90 if upright else 0)
             bar_bottom = image_bottom - 26 - 28
             bar = _axes_px(fig, left, bar_bottom, span, 26)
             low, high = intervals[0].start, intervals[-1].end
             px = span / (high - low) if high > low else 0.0
             for part in intervals:
                 bar.axvspan(part.start, part.end, color=digit_colour(part.label), linewidth=0)
-                if part.label != UNCLEAR and part.width * px >= 14:
-                    bar.text((part.start + part.end) / 2, 0.5, class_names[part.label],
+                name = class_names[part.label] if part.label != UNCLEAR else ""
+                if name and part.width * px >= len(name) * _BOLD_CHAR_PX + 6:
+                    bar.text((part.start + part.end) / 2, 0.5, name,
                              ha="center", va="center", color="white", fontweight="bold")
             bounds = [low] + [p.end for p in intervals]
             texts = [f"{b:.2f}" for b in bounds]
@@ -260,7 +330,8 @@ def plot_strip_1d(path: Path,
             bar.set_xticks([bounds[i] for i in kept], [texts[i] for i in kept])
             bar.set_xticks(bounds, minor=True)
             bar.set_yticks([])
-            bar.set_xlabel("z: the digit map (bounds of every interval are listed in the report)")
+            bar.set_xlabel(f"z: the {noun} map (bounds of every interval are listed in the "
+                           "report)")
     return _record(record)
 
 
@@ -302,10 +373,11 @@ def plot_manifold(path: Path, images: np.ndarray, x: np.ndarray, y: np.ndarray, 
 
 
 def plot_digit_map_2d(path: Path, labels: np.ndarray, limit: float, means: np.ndarray,
-                      true_labels: np.ndarray, class_names: Sequence[str],
-                      box: tuple[float, float, float, float]) -> Legibility:
-    """Side by side on the same axes: the classifier's digit of the decoding at each grid
-    point (grey: unclear), and the test set's posterior means coloured by their true digit.
+                      true_labels: np.ndarray | None, class_names: Sequence[str],
+                      box: tuple[float, float, float, float], noun: str = "digit"
+                      ) -> Legibility:
+    """Side by side on the same axes: the classifier's class of the decoding at each grid
+    point (grey: unclear), and the test set's posterior means coloured by their true class.
 
     ``labels`` is the (n, n) map over [-limit, limit]² (top row = high z2); ``box`` (the test
     set's latent range) is outlined dashed on the map.
@@ -317,7 +389,16 @@ def plot_digit_map_2d(path: Path, labels: np.ndarray, limit: float, means: np.nd
     half = limit / max(n - 1, 1)  # half a grid step: the map's cells are centred on the points
     reach = max(limit + half, float(np.abs(means).max()) if len(means) else 0.0)
     lim = (-reach, reach)
-    side, left, gap, bottom = 320, 64, 88, 84
+    legend = [*class_names, "unclear", "test set's range"]
+    # As many legend entries per row as fit (each: its text, a swatch and the spacing); long
+    # class names take more rows, and the figure grows by one row's height for each.
+    widths = [len(text) * _CHAR_PX + _LEGEND_ENTRY_PX for text in legend]
+    per_row = len(legend)
+    while per_row > 1 and max(sum(widths[i:i + per_row])
+                              for i in range(0, len(widths), per_row)) > WIDTH - 16:
+        per_row -= 1
+    rows = -(-len(legend) // per_row)
+    side, left, gap, bottom = 320, 64, 88, 84 + _LEGEND_ROW_PX * (rows - 1)
     record: list[Legibility] = []
     with drawing(path, WIDTH, bottom + side + 40, layout=None, record=record) as fig:
         digit_ax = _axes_px(fig, left, bottom, side, side)
@@ -328,12 +409,13 @@ def plot_digit_map_2d(path: Path, labels: np.ndarray, limit: float, means: np.nd
                         extent=(-limit - half, limit + half, -limit - half, limit + half))
         digit_ax.add_patch(Rectangle((box[0], box[2]), box[1] - box[0], box[3] - box[2],
                                      fill=False, edgecolor="black", linestyle="--"))
+        known = np.zeros(len(means), np.int64) if true_labels is None else true_labels
         for d in range(len(class_names)):
-            chosen = true_labels == d
+            chosen = known == d
             dots_ax.scatter(means[chosen, 0], means[chosen, 1], s=1.5, alpha=0.5,
                             color=digit_colour(d), linewidths=0, rasterized=True)
-        for ax, title in ((digit_ax, "the classifier's digit of each decoding"),
-                          (dots_ax, "test images' latent means, true digit")):
+        for ax, title in ((digit_ax, f"the classifier's {noun} of each decoding"),
+                          (dots_ax, f"test images' latent means, true {noun}")):
             ax.set_xlim(lim)
             ax.set_ylim(lim)
             ax.set_aspect("equal")
@@ -345,7 +427,7 @@ def plot_digit_map_2d(path: Path, labels: np.ndarray, limit: float, means: np.nd
                               for d in range(len(class_names))]
         handles += [Patch(color=UNCLEAR_COLOUR, label="unclear"),
                     Line2D([], [], color="black", linestyle="--", label="test set's range")]
-        fig.legend(handles=handles, loc="lower center", ncols=len(handles), frameon=False,
+        fig.legend(handles=handles, loc="lower center", ncols=per_row, frameon=False,
                    bbox_to_anchor=(0.5, 0.0), handlelength=1.2, columnspacing=0.9,
                    handletextpad=0.4)
     return _record(record)

@@ -5,9 +5,15 @@ are needed, a classifier (anything with ``predict(images) -> (labels, confidence
 digit maps can be checked on constructed decoders and classifiers whose answers are known.
 Images come back as float numpy arrays (N, 28, 28) in [0, 1].
 
-The classifier may abstain: a decoding counts as digit d only when the classifier gives d a
-probability of at least ``min_confidence``; otherwise its label is ``UNCLEAR`` (-1). On a line,
-a digit also needs ``min_run`` neighbouring grid points in a row to count as drawn.
+The classifier may abstain: it says "none of these" (``UNCLEAR``, -1), or a decoding counts as
+class d only when the classifier gives d a probability of at least ``min_confidence``. On a
+line, a class also needs ``min_run`` neighbouring grid points in a row to count as drawn; on a
+plane, a connected region of ``min_region`` grid points (``drop_small_regions``).
+
+Shares of a plane are never shares of its area: a uniform grid over [-5, 5]² gives the corners,
+where the prior puts almost no mass and no image is encoded, as much weight as the centre.
+``prior_cell_mass`` weighs each grid point by the prior's probability of its cell, and
+``data_cell_counts`` by how many of the test images' latent means fall in it.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from vaelab.evaluation.classifier import UNCLEAR
+
 __all__ = [
     "UNCLEAR",
     "Decoder",
@@ -26,10 +34,12 @@ __all__ = [
     "abstain",
     "active_units",
     "class_histogram",
+    "data_cell_counts",
     "decode",
     "digit_intervals",
     "digit_map_1d",
     "digit_map_2d",
+    "drop_small_regions",
     "grid_points",
     "interpolate",
     "interval_shares",
@@ -37,10 +47,11 @@ __all__ = [
     "manifold",
     "outside_share",
     "posterior_means",
+    "prior_cell_mass",
+    "prior_mass_outside",
     "quantile_values",
+    "weighted_shares",
 ]
-
-UNCLEAR = -1  # the label of a decoding the classifier does not call any digit
 
 
 class Decoder(Protocol):
@@ -69,13 +80,20 @@ def decode(model: Decoder, z: np.ndarray | torch.Tensor, batch_size: int = 2000)
 
 
 @torch.no_grad()
-def posterior_means(model: torch.nn.Module, images: np.ndarray,
+def posterior_means(model: torch.nn.Module, images: np.ndarray, binarize: str = "none",
                     batch_size: int = 2000) -> tuple[np.ndarray, np.ndarray]:
-    """E_q[z | x] and log Var_q[z | x] of uint8 images (N, 28, 28), each (N, z_dim)."""
+    """E_q[z | x] and log Var_q[z | x] of uint8 images (N, 28, 28), each (N, z_dim).
+
+    The images are the pixels the model was trained on: binarised as evaluation binarises them
+    (``vaelab.pixels.evaluation_pixels``) when ``binarize`` is not "none".
+    """
+    from vaelab.pixels import evaluation_pixels
+
     device = _device(model)
+    pixels = evaluation_pixels(torch.from_numpy(np.asarray(images)), binarize)
     mus, logvars = [], []
-    for i in range(0, len(images), batch_size):
-        x = torch.from_numpy(images[i:i + batch_size]).to(device).unsqueeze(1).float() / 255.0
+    for i in range(0, len(pixels), batch_size):
+        x = pixels[i:i + batch_size].to(device)
         mu, logvar = model.encode(x)  # type: ignore[operator]
         mus.append(mu.float().cpu())
         logvars.append(logvar.float().cpu())
@@ -223,13 +241,85 @@ def outside_share(x_values: np.ndarray, y_values: np.ndarray,
 
 @torch.no_grad()
 def interpolate(model: torch.nn.Module, start: np.ndarray, end: np.ndarray,
-                steps: int) -> np.ndarray:
+                steps: int, binarize: str = "none") -> np.ndarray:
     """Decodings along straight lines between the posterior means of uint8 image pairs.
 
     ``start`` and ``end`` are (P, 28, 28); returns (P * steps, 28, 28), one pair per row.
     """
-    mu_a, _ = posterior_means(model, start)
-    mu_b, _ = posterior_means(model, end)
+    mu_a, _ = posterior_means(model, start, binarize)
+    mu_b, _ = posterior_means(model, end, binarize)
     t = np.linspace(0.0, 1.0, steps)[None, :, None]
     path = mu_a[:, None, :] * (1 - t) + mu_b[:, None, :] * t  # (P, steps, z_dim)
     return decode(model, path.reshape(-1, mu_a.shape[1]))  # type: ignore[arg-type]
+
+
+def drop_small_regions(labels: np.ndarray, min_region: int) -> np.ndarray:
+    """A label grid (n, m) with every connected region (4-neighbour, one label) of fewer than
+    ``min_region`` points set to UNCLEAR: a class on a speck of the plane is not drawn there."""
+    grid = np.asarray(labels).astype(np.int64).copy()
+    if min_region <= 1:
+        return grid
+    rows, cols = grid.shape
+    seen = np.zeros(grid.shape, bool)
+    for start in zip(*np.nonzero(grid != UNCLEAR), strict=True):
+        if seen[start]:
+            continue
+        label, region, stack = grid[start], [start], [start]
+        seen[start] = True
+        while stack:
+            r, c = stack.pop()
+            for nr, nc in ((r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)):
+                if 0 <= nr < rows and 0 <= nc < cols and not seen[nr, nc] \
+                        and grid[nr, nc] == label:
+                    seen[nr, nc] = True
+                    region.append((nr, nc))
+                    stack.append((nr, nc))
+        if len(region) < min_region:
+            for point in region:
+                grid[point] = UNCLEAR
+    return grid
+
+
+def _cell_edges(values: np.ndarray) -> np.ndarray:
+    """Edges of the cells around sorted grid values: midpoints, the outer two at -inf and inf,
+    so the cells cover the whole line."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.concatenate([[-np.inf], (values[1:] + values[:-1]) / 2, [np.inf]])
+
+
+def _normal_cdf(x: np.ndarray) -> np.ndarray:
+    return np.asarray(torch.special.ndtr(torch.from_numpy(np.asarray(x, np.float64))).numpy())
+
+
+def prior_cell_mass(values: np.ndarray) -> np.ndarray:
+    """N(0, I)'s probability of each grid point's cell (n, n), in the reading order of
+    ``grid_points`` (top row = high z2); the outer cells reach to infinity, so the masses
+    sum to 1."""
+    mass = np.diff(_normal_cdf(_cell_edges(values)))
+    return np.outer(mass[::-1], mass)  # rows: z2 from high to low; columns: z1
+
+
+def data_cell_counts(values: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """How many latent means (N, 2) fall in each grid point's cell (n, n), reading order."""
+    edges = _cell_edges(values)
+    n = len(values)
+    col = np.clip(np.searchsorted(edges, means[:, 0], side="right") - 1, 0, n - 1)
+    row = np.clip(np.searchsorted(edges, means[:, 1], side="right") - 1, 0, n - 1)
+    counts = np.zeros((n, n))
+    np.add.at(counts, (n - 1 - row, col), 1)
+    return counts
+
+
+def weighted_shares(labels: np.ndarray, weights: np.ndarray, n_classes: int = 10) -> np.ndarray:
+    """The share of the total weight on each class, (n_classes + 1,); the last is UNCLEAR."""
+    labels, weights = np.asarray(labels).ravel(), np.asarray(weights, np.float64).ravel()
+    index = np.where(labels == UNCLEAR, n_classes, labels)
+    totals = np.bincount(index, weights=weights, minlength=n_classes + 1)
+    return np.asarray(totals / max(weights.sum(), 1e-300), dtype=np.float64)
+
+
+def prior_mass_outside(box: tuple[float, float, float, float]) -> float:
+    """N(0, I)'s probability outside the box (x_lo, x_hi, y_lo, y_hi)."""
+    x_lo, x_hi, y_lo, y_hi = box
+    cdf = _normal_cdf(np.array([x_lo, x_hi, y_lo, y_hi]))
+    return float(1.0 - (cdf[1] - cdf[0]) * (cdf[3] - cdf[2]))

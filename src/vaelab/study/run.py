@@ -12,6 +12,7 @@ import torch
 from vaelab.device import resolve_device
 from vaelab.errors import VaelabError
 from vaelab.evaluation.classifier import (
+    ARCHITECTURE,
     Classifier,
     cached_classifier,
     load_classifier,
@@ -26,7 +27,7 @@ from vaelab.training.options import RunOptions
 from vaelab.training.tracking import grouped_runs
 
 __all__ = ["CLASSIFIER_FILE", "ReportPaths", "build_report", "default_classifier_dir",
-           "prepare_classifier", "run_study"]
+           "prepare_classifier", "run_study", "study_classifier"]
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +55,28 @@ def default_classifier_dir(config: StudyConfig) -> Path:
 
 
 def prepare_classifier(config: StudyConfig, device: torch.device,
-                       notify: Callable[[str], None]) -> Classifier:
-    """The dataset's cached classifier (trained first if absent), copied into the study."""
+                       notify: Callable[[str], None]) -> Classifier | None:
+    """The dataset's cached classifier (trained first if absent), copied into the study; None
+    for a dataset without labels, which has none."""
+    from vaelab.data import load_splits
+    from vaelab.data.datasets import display_name
+
     def on_epoch(epoch: int, epochs: int, loss: float) -> None:
         notify(f"classifier epoch {epoch}/{epochs}: cross-entropy {loss:.4f}")
 
+    splits = load_splits(config.train.dataset, config.train.data_dir,
+                         resize=config.train.resize)
+    if not splits.labelled:
+        notify(f"{splits.name} has no labels: no classifier, so the measures that need one "
+               "are left out")
+        return None
     cache = default_classifier_dir(config)
 
     def on_train() -> None:
-        notify(f"training the digit classifier on {config.train.dataset} (cached in {cache})")
+        notify(f"training the classifier on {display_name(splits.name)} (cached in {cache})")
 
-    classifier, path, trained = cached_classifier(config.train.dataset, cache,
-                                                  config.train.data_dir, device=device,
-                                                  on_epoch=on_epoch, resize=config.train.resize,
-                                                  on_train=on_train)
+    classifier, path, trained = cached_classifier(splits, cache, device=device,
+                                                  on_epoch=on_epoch, on_train=on_train)
     verb = "trained" if trained else "loaded"
     notify(f"classifier {verb}: {100 * classifier.info.test_accuracy:.2f} % test accuracy "
            f"({path})")
@@ -76,6 +85,27 @@ def prepare_classifier(config: StudyConfig, device: torch.device,
         atomic_write_bytes((study_dir / CLASSIFIER_FILE).with_suffix(suffix),
                            path.with_suffix(suffix).read_bytes())
     return classifier
+
+
+def study_classifier(config: StudyConfig, device: torch.device,
+                     notify: Callable[[str], None]) -> Classifier | None:
+    """The classifier saved in the study, when it has this version's architecture (so that a
+    rebuilt report labels the decodings as before); otherwise (a study made by an older vaelab,
+    whose classifier cannot refuse an image) the current one, from the cache or trained there
+    once, copied into the study. None without labels."""
+    from vaelab.data import load_splits
+
+    saved = Path(config.out) / CLASSIFIER_FILE
+    if not load_splits(config.train.dataset, config.train.data_dir,
+                       resize=config.train.resize).labelled:
+        return None
+    if saved.is_file():
+        classifier = load_classifier(saved, device)
+        if classifier.info.architecture == ARCHITECTURE:
+            return classifier
+        notify(f"the study's classifier ({classifier.info.architecture}) is of an older kind, "
+               f"which cannot refuse an image; measuring with the current one ({ARCHITECTURE})")
+    return prepare_classifier(config, device, notify)
 
 
 def _save_study_config(config: StudyConfig) -> None:
@@ -128,7 +158,8 @@ def build_report(study_dir: str | Path, device: str = "cpu",
                  notify: Callable[[str], None] | None = None) -> ReportPaths:
     """Measure a finished study's checkpoints and write report.html, report.md, results.json.
 
-    Trains nothing: a missing run or classifier is an error that says to run `vaelab study`.
+    Trains no model: a missing run is an error that says to run `vaelab study`. The classifier
+    is the study's own unless other code trained it (``study_classifier``).
     """
     config = load_study_config(study_dir)
     study_dir = Path(study_dir)
@@ -138,7 +169,8 @@ def build_report(study_dir: str | Path, device: str = "cpu",
     if missing:
         raise VaelabError(f"{study_dir} has no trained model for z_dim {', '.join(missing)}; "
                           f"finish it with `vaelab study --out {study_dir}`")
-    classifier = load_classifier(study_dir / CLASSIFIER_FILE, resolve_device(device))
+    say = notify or (lambda message: None)
+    classifier = study_classifier(config, resolve_device(device), say)
     results = analyze(config, classifier, resolve_device(device), notify)
     doc = build_document(results)
     html_path, md_path = study_dir / "report.html", study_dir / "report.md"

@@ -33,7 +33,7 @@ from vaelab.training.stacked_grad import hand_gradient_pays
 from vaelab.training.stacked_step import StackedStep
 from vaelab.training.step import TrainStep, make_optimizer
 
-__all__ = ["fit", "fit_many", "fresh_step", "stack_key", "stack_of_one"]
+__all__ = ["fit", "fit_many", "fresh_step", "stack_key", "stack_of_one", "trains_stacked"]
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,12 @@ def _blocker(config: TrainConfig) -> str | None:
         return f"a {schedule.name} schedule follows each model's own loss"
     with torch.random.fork_rng(devices=[]), torch.device("meta"):
         return stacking_blocker(create_model(config.model_config()), config)
+
+
+def trains_stacked(config: TrainConfig) -> bool:
+    """Whether ``fit_many`` puts runs of ``config``'s settings into one stacked model (their
+    epoch times are then the stack's, shared by every member)."""
+    return _blocker(config) is None
 
 
 def fit_many(configs: Sequence[TrainConfig], options: RunOptions | None = None

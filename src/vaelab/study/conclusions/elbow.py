@@ -6,6 +6,8 @@ from typing import Any
 
 from vaelab.study.conclusions.table import RULES, Rule, Table, rule
 from vaelab.study.conclusions.wording import and_list, tolerance
+from vaelab.study.elbow import grid_gap
+from vaelab.study.noise import MARGIN
 
 # --- Elbow -----------------------------------------------------------------------------------
 
@@ -124,6 +126,126 @@ def _elbow_rules(key: str) -> None:
 
 for _key in ("neg_elbo", "recon_bce"):
     _elbow_rules(_key)
+
+
+def _robustness_rules(key: str) -> None:
+    def label(t: Table) -> str:
+        return str(_measure(t, key)["label"])
+
+    def rows(t: Table) -> list[dict[str, Any]]:
+        return list(_measure(t, key)["robustness"])
+
+    def holds(row: dict[str, Any]) -> str:
+        low, high = row["holds_from"], row["holds_to"]
+        if low is None:
+            return ""
+        if high is None:
+            return f"from {100 * low:.2f} % up"
+        return f"from {100 * low:.2f} to {100 * high:.2f} %"
+
+    def part(row: dict[str, Any]) -> str:
+        a, b = row["pair"]
+        if row["margin"] is None:
+            return (f"at {tolerance(row['tolerance'])}, z_dim = {row['at']} holds at every "
+                    "tolerance (no z_dim before it is further from the best)")
+        if row["noise"] is None:
+            where = "no noise was measured to compare it with"
+        else:
+            where = (f"{'within' if row['fragile'] else 'beyond'} twice the combined noise of "
+                     f"z_dim = {a} and {b} ({MARGIN * float(row['noise']):.2f} nats)")
+        return (f"at {tolerance(row['tolerance'])}, z_dim = {row['at']} (the verdict for every "
+                f"tolerance {holds(row)}) holds by {row['margin']:.2f} nats, {where}")
+
+    def fragile(t: Table) -> str:
+        weak = [tolerance(r["tolerance"]) for r in rows(t) if r["fragile"]]
+        return (f"On the {label(t)} the verdicts are fragile at {and_list(weak)}, where the "
+                "margin is inside the noise: " + "; ".join(part(r) for r in rows(t)) + ".")
+
+    def robust(t: Table) -> str:
+        return (f"On the {label(t)} every verdict holds beyond its noise: "
+                + "; ".join(part(r) for r in rows(t)) + ".")
+
+    name = key.replace("_", " ")
+    RULES.append(Rule(f"elbow_{key}_fragile", _ELBOW,
+                      f"two or more z_dims, and on {name} some tolerance's verdict clears its "
+                      "bound by at most twice the noise of the deciding pair (or none measured)",
+                      lambda t: len(t.z_dims) > 1 and any(r["fragile"] for r in rows(t)),
+                      fragile))
+    RULES.append(Rule(f"elbow_{key}_robust", _ELBOW,
+                      f"two or more z_dims, and on {name} every tolerance's verdict clears its "
+                      "bound by more than twice the noise of the deciding pair",
+                      lambda t: len(t.z_dims) > 1 and not any(r["fragile"] for r in rows(t)),
+                      robust))
+
+    def best_listing(t: Table) -> str:
+        found = _measure(t, key)
+        return ", ".join(f"z_dim = {b} at {tolerance(x)}"
+                         for x, b in zip(t.elbow["tolerances"], found["best_at"], strict=True))
+
+    def floor_text(t: Table) -> str:
+        floor = float(t.elbow.get("floor", 0.0))
+        return f"the BCE floor, {floor:.2f}" if floor > 0 else "0"
+
+    def disagreements(t: Table) -> list[str]:
+        found = _measure(t, key)
+        return [f"{tolerance(x)} ({b} by the distance to the best, {a} by the range)"
+                for x, a, b in
+                zip(t.elbow["tolerances"], found["at"], found["best_at"], strict=True) if a != b]
+
+    def best_agrees(t: Table) -> str:
+        return (f"Measured instead by the distance to the best z_dim, which never looks at the "
+                f"worst model (the smallest z_dim whose error is within p % of the best's, p "
+                f"taken of the best error above {floor_text(t)}), the elbow on the {label(t)} "
+                f"is {best_listing(t)}: the same as the rule above at every tolerance.")
+
+    def best_differs(t: Table) -> str:
+        return (f"Measured instead by the distance to the best z_dim, which never looks at the "
+                f"worst model (the smallest z_dim whose error is within p % of the best's, p "
+                f"taken of the best error above {floor_text(t)}), the elbow on the {label(t)} "
+                f"is {best_listing(t)}; the two rules disagree at "
+                f"{and_list(disagreements(t))}, so the elbow there depends on the rule.")
+
+    RULES.append(Rule(f"elbow_{key}_best_agrees", _ELBOW,
+                      f"two or more z_dims, and on {name} the distance-to-best rule gives the "
+                      "same z_dim as the range rule at every tolerance",
+                      lambda t: len(t.z_dims) > 1 and not disagreements(t), best_agrees))
+    RULES.append(Rule(f"elbow_{key}_best_differs", _ELBOW,
+                      f"two or more z_dims, and on {name} the distance-to-best rule gives "
+                      "another z_dim than the range rule at some tolerance",
+                      lambda t: len(t.z_dims) > 1 and bool(disagreements(t)), best_differs))
+
+
+for _key in ("neg_elbo", "recon_bce"):
+    _robustness_rules(_key)
+
+
+def _gaps(t: Table) -> list[tuple[int, int]]:
+    """(low, high) for every elbow z_dim (either rule, a reached one) whose grid step is
+    coarse: the sweep cannot tell low ... high apart."""
+    found: set[int] = set()
+    for measure in t.elbow["measures"].values():
+        found |= {a for a, r in zip(measure["at"], measure["reached"], strict=True) if r}
+        found |= {b for b in measure.get("best_at", []) if b != t.z_dims[-1]}
+    out = []
+    for at in sorted(found):
+        gap = grid_gap(t.z_dims, at)
+        if gap is not None:
+            out.append(gap)
+    return out
+
+
+@rule("elbow_grid", _ELBOW, "some elbow lands on a z_dim more than one above the sweep's "
+       "previous z_dim", lambda t: len(t.z_dims) > 1 and bool(_gaps(t)))
+def _grid(t: Table) -> str:
+    parts = []
+    for low, high in _gaps(t):
+        previous = low - 1
+        finer = ",".join(str(z) for z in range(previous, high + 1))
+        parts.append(f"an elbow at z_dim = {high} lies somewhere from {low} to {high}, which "
+                     f"this grid cannot tell apart (it has no z_dim between {previous} and "
+                     f"{high}; --z-dims with {finer} refines it)")
+    return ("The sweep's grid places an elbow only on its own z_dims: " + "; ".join(parts)
+            + ".")
 
 
 def _seed_differences(t: Table) -> list[str]:

@@ -1,12 +1,15 @@
-"""Rules of the training and conclusions sections: settings, seeds, losses, latent units,
-pixels."""
+"""Rules of the conclusions about the latent units: how many are active, and what the
+largest model with idle units does against the one before it (I_q and the BCE, each judged
+against its noise)."""
 
 from __future__ import annotations
 
-from itertools import pairwise
+from vaelab.study.conclusions.table import Table, rule
+from vaelab.study.conclusions.wording import count, judged
 
-from vaelab.study.conclusions.table import IDLE_NATS, Table, rule
-from vaelab.study.conclusions.wording import count
+__all__ = ["unused_step"]
+
+_SECTION = "Conclusions"
 
 
 def _active(t: Table, z: int) -> str:
@@ -29,20 +32,10 @@ def unused_step(t: Table) -> tuple[int | None, int] | None:
     return (t.z_dims[i - 1] if i > 0 else None), b
 
 
-def _step(t: Table) -> tuple[int, int, float, float, float]:
-    """a, b, the change in active units, the KL's rise and the BCE's fall from a to b."""
+def _pair(t: Table) -> tuple[int, int]:
     found = unused_step(t)
-    assert found is not None
-    a, b = found
-    assert a is not None
-    return (a, b, t.mean("active_units", b) - t.mean("active_units", a),
-            t.mean("kl", b) - t.mean("kl", a), t.mean("recon_bce", a) - t.mean("recon_bce", b))
-
-
-def _changes(kl_rise: float, bce_fall: float) -> str:
-    """How the KL and the reconstruction BCE change from a to b, signed."""
-    return (f"the KL changes by {kl_rise:+.2f} nats and the reconstruction BCE by "
-            f"{-bce_fall:+.2f} nats")
+    assert found is not None and found[0] is not None
+    return found[0], found[1]
 
 
 def _has_step(t: Table) -> bool:
@@ -50,115 +43,43 @@ def _has_step(t: Table) -> bool:
     return found is not None and found[0] is not None
 
 
-def _step_used(t: Table) -> bool:
+def _both_at_ceiling(t: Table) -> bool:
     if not _has_step(t):
         return False
-    _, _, gained, kl_rise, bce_fall = _step(t)
-    return gained >= 1 and kl_rise > 0 and bce_fall > 0
+    a, b = _pair(t)
+    return t.at_ceiling(a) and t.at_ceiling(b)
 
 
-def _step_idle(t: Table) -> bool:
-    if not _has_step(t):
-        return False
-    _, _, gained, kl_rise, bce_fall = _step(t)
-    return gained <= 0 and abs(kl_rise) < IDLE_NATS and abs(bce_fall) < IDLE_NATS
+def _gains(t: Table) -> tuple[bool, bool, bool, bool]:
+    """(I_q rose beyond its noise, the BCE fell beyond its noise, I_q separated, BCE
+    separated) from a to b."""
+    a, b = _pair(t)
+    info, bce = t.compare("i_q", a, b), t.compare("recon_bce", a, b)
+    return (info.separated and info.difference > 0, bce.separated and bce.difference < 0,
+            info.separated, bce.separated)
 
 
+def _unit_head(t: Table) -> str:
+    a, b = _pair(t)
+    return (f"At z_dim = {b}, {count(t.mean('active_units', b))} of {b} units are active and "
+            f"{count(b - t.mean('active_units', b))} unused (z_dim = {a}: "
+            f"{count(t.mean('active_units', a))} of {a})")
 
 
-# --- Conclusions: the run, the losses, the latent units, the pixels ------------------------
-
-_SECTION = "Conclusions"
-_TRAINING = "Training"
-
-
-@rule("settings_differ", _TRAINING, "epochs != 100 or dataset != mnist",
-       lambda t: t.epochs != 100 or t.dataset != "mnist")
-def _settings_differ(t: Table) -> str:
-    return (f"This study trained {t.epochs} epoch(s) per run on {t.dataset}; the original study "
-            "trained 100 epochs on full MNIST, so the numbers here describe this study's "
-            "settings, not the original's.")
+def _change(t: Table, measure: str, name: str) -> str:
+    a, b = _pair(t)
+    found = t.compare(measure, a, b)
+    return f"{name} changes by {found.difference:+.2f} nats, {judged(found)}"
 
 
-@rule("one_seed", _TRAINING, "one seed per z_dim", lambda t: not t.several)
-def _one_seed(t: Table) -> str:
-    return (f"Every z_dim was trained with one seed ({t.seeds[0]}), so no number here has an "
-            "error bar: a difference between two z_dims cannot be told apart from the "
-            "variation between seeds (--seeds 3 measures it).")
-
-
-@rule("several_seeds", _TRAINING, "two or more seeds per z_dim", lambda t: t.several)
-def _several_seeds(t: Table) -> str:
-    return (f"Every z_dim was trained with {len(t.seeds)} seeds "
-            f"({', '.join(map(str, t.seeds))}); tables give the mean ± the standard deviation "
-            "across seeds, and the loss curves shade the band from the lowest to the highest "
-            "seed.")
-
-
-@rule("lowest_elbo", _SECTION, "always", lambda t: True)
-def _lowest_elbo(t: Table) -> str:
-    best = t.argmin("neg_elbo")
-    mean = "mean " if t.several else ""
-    return (f"The lowest {mean}test negative ELBO is {t.mean('neg_elbo', best):.2f} nats per "
-            f"image, at z_dim = {best} ({t.listing('neg_elbo')}).")
-
-
-def _two_best(t: Table) -> tuple[int, int, float, float]:
-    ranked = sorted(t.z_dims, key=lambda z: (t.mean("neg_elbo", z), z))
-    best, second = ranked[0], ranked[1]
-    sds = t.sweep["neg_elbo"][best].sd or 0.0, t.sweep["neg_elbo"][second].sd or 0.0
-    return best, second, t.mean("neg_elbo", second) - t.mean("neg_elbo", best), sum(sds)
-
-
-def _gap_within(t: Table) -> bool:
-    if not t.several or len(t.z_dims) < 2:
-        return False
-    *_, gap, noise = _two_best(t)
-    return gap < noise
-
-
-@rule("elbo_gap_within_spread", _SECTION,
-       "several seeds, and the two best z_dims' mean negative ELBOs differ by less than the sum "
-       "of their standard deviations", _gap_within)
-def _elbo_gap_within(t: Table) -> str:
-    best, second, gap, _ = _two_best(t)
-    sd_b, sd_s = t.sweep["neg_elbo"][best].sd, t.sweep["neg_elbo"][second].sd
-    return (f"z_dim = {best} and z_dim = {second}, the two best, differ by {gap:.2f} nats, less "
-            f"than the sum of their standard deviations ({sd_b:.2f} + {sd_s:.2f}): these seeds "
-            "do not separate them.")
-
-
-@rule("elbo_gap_beyond_spread", _SECTION,
-       "several seeds, and the two best z_dims' mean negative ELBOs differ by at least the sum "
-       "of their standard deviations",
-       lambda t: t.several and len(t.z_dims) > 1 and not _gap_within(t))
-def _elbo_gap_beyond(t: Table) -> str:
-    best, second, gap, _ = _two_best(t)
-    sd_b, sd_s = t.sweep["neg_elbo"][best].sd, t.sweep["neg_elbo"][second].sd
-    return (f"z_dim = {best} is ahead of the next best, z_dim = {second}, by {gap:.2f} nats, at "
-            f"least the sum of their standard deviations ({sd_b:.2f} + {sd_s:.2f}).")
-
-
-def _kl_rises(t: Table) -> bool:
-    kl = [t.mean("kl", z) for z in t.z_dims]
-    return all(a < b for a, b in pairwise(kl))
-
-
-@rule("kl_rises", _SECTION, "two or more z_dims and the mean KL rises at every step",
-       lambda t: len(t.z_dims) > 1 and _kl_rises(t))
-def _kl_rises_say(t: Table) -> str:
-    small, large = t.z_dims[0], t.z_dims[-1]
-    mean = "mean " if t.several else ""
-    return (f"The {mean}KL term rises at every step of the sweep, from "
-            f"{t.mean('kl', small):.2f} nats at z_dim = {small} to {t.mean('kl', large):.2f} at "
-            f"z_dim = {large}: the larger latent spaces carry more information about each image.")
-
-
-@rule("kl_not_monotone", _SECTION, "two or more z_dims and the mean KL falls or stays at some "
-       "step", lambda t: len(t.z_dims) > 1 and not _kl_rises(t))
-def _kl_not_monotone(t: Table) -> str:
-    mean = "mean " if t.several else ""
-    return f"The {mean}KL term does not rise at every step of the sweep ({t.listing('kl')})."
+def _bce_verdict(t: Table) -> str:
+    """What the BCE's change from a to b says, in words that fit its noise."""
+    a, b = _pair(t)
+    found = t.compare("recon_bce", a, b)
+    if not found.separated:
+        return "these numbers do not separate the two reconstructions"
+    return ("the larger model reconstructs the test images better" if found.difference < 0
+            else "the larger model reconstructs the test images worse")
 
 
 @rule("all_units_active", _SECTION, "every unit active in every model of every seed",
@@ -176,56 +97,48 @@ def _active_counts(t: Table) -> str:
             + ", ".join(_active(t, z) for z in t.z_dims) + ".")
 
 
+@rule("added_units_at_ceiling", _SECTION,
+       "the largest z_dim with inactive units (b) and the z_dim before it (a) both have I_q at "
+       "the ceiling log N", _both_at_ceiling)
+def _added_ceiling(t: Table) -> str:
+    a, b = _pair(t)
+    return (f"{_unit_head(t)}. It and the z_dim = {a} model, trained separately, both have I_q "
+            f"at the ceiling ({t.mean('i_q', b):.2f} and {t.mean('i_q', a):.2f} of at most "
+            f"{t.ceiling:.2f} nats), so whether the larger model's code tells the images apart "
+            f"better cannot be measured with {t.n_test:,} images; its "
+            f"{_change(t, 'recon_bce', 'reconstruction BCE')}: {_bce_verdict(t)}.")
+
+
 @rule("added_units_used", _SECTION,
-       "the largest z_dim with inactive units (b) gains at least one active unit over the "
-       "z_dim before it (a), its KL is higher and its reconstruction BCE lower", _step_used)
+       "b and a (as above), not both at the ceiling; from a to b I_q rises and the "
+       "reconstruction BCE falls, each by more than twice the combined noise",
+       lambda t: _has_step(t) and not _both_at_ceiling(t) and all(_gains(t)[:2]))
 def _added_used(t: Table) -> str:
-    a, b, gained, kl_rise, bce_fall = _step(t)
-    return (f"At z_dim = {b}, {count(t.mean('active_units', b))} of {b} units are active and "
-            f"{count(b - t.mean('active_units', b))} unused; still, from z_dim = {a} to {b} the "
-            f"active units grow by {count(gained)} ({count(t.mean('active_units', a))} → "
-            f"{count(t.mean('active_units', b))}), the KL rises by {kl_rise:.2f} nats and the "
-            f"reconstruction BCE falls by {bce_fall:.2f} nats: the added dimensions carry "
-            "information, though not all of them are used.")
+    a, _ = _pair(t)
+    return (f"{_unit_head(t)}; still, against the z_dim = {a} model, trained separately, it "
+            "encodes more about each image and reconstructs it better: "
+            f"{_change(t, 'i_q', 'I_q')}, and the "
+            f"{_change(t, 'recon_bce', 'reconstruction BCE')}. Not all its units are used, "
+            "though.")
 
 
-@rule("added_units_idle", _SECTION,
-       f"b (as above) gains no active unit over a, and its KL and reconstruction BCE differ "
-       f"from a's by less than {IDLE_NATS:g} nat", _step_idle)
-def _added_idle(t: Table) -> str:
-    a, b, _, kl_rise, bce_fall = _step(t)
-    return (f"At z_dim = {b}, {count(t.mean('active_units', b))} of {b} units are active; "
-            f"from z_dim = {a} to {b} no more units become active "
-            f"({count(t.mean('active_units', a))} → {count(t.mean('active_units', b))}), "
-            f"{_changes(kl_rise, bce_fall)}: the added dimensions carry almost no information.")
+@rule("added_units_not_separated", _SECTION,
+       "b and a (as above), not both at the ceiling; neither I_q nor the reconstruction BCE "
+       "differs by more than twice the combined noise",
+       lambda t: _has_step(t) and not _both_at_ceiling(t) and not any(_gains(t)[2:]))
+def _added_not_separated(t: Table) -> str:
+    a, _ = _pair(t)
+    return (f"{_unit_head(t)}. Against the z_dim = {a} model, trained separately, these "
+            f"numbers do not separate the two: {_change(t, 'i_q', 'I_q')}, and the "
+            f"{_change(t, 'recon_bce', 'reconstruction BCE')}.")
 
 
 @rule("added_units_mixed", _SECTION,
-       "b (as above) exists with a z_dim before it, and neither of the two rules above holds",
-       lambda t: _has_step(t) and not _step_used(t) and not _step_idle(t))
+       "b and a (as above), not both at the ceiling, and neither of the two rules above holds",
+       lambda t: _has_step(t) and not _both_at_ceiling(t) and not all(_gains(t)[:2])
+       and any(_gains(t)[2:]))
 def _added_mixed(t: Table) -> str:
-    a, b, _, kl_rise, bce_fall = _step(t)
-    return (f"At z_dim = {b}, {count(t.mean('active_units', b))} of {b} units are active; "
-            f"from z_dim = {a} to {b} the active units go from "
-            f"{count(t.mean('active_units', a))} to {count(t.mean('active_units', b))}, "
-            f"{_changes(kl_rise, bce_fall)}; these numbers alone do not show whether the added "
-            "dimensions are used.")
-
-
-@rule("grey_pixels", _SECTION, "the runs were trained on grey levels (binarize = none)",
-       lambda t: t.binarize == "none")
-def _grey_pixels(t: Table) -> str:
-    best = t.argmin("recon_bce")
-    bce = t.mean("recon_bce", best)
-    return ("The images keep their grey levels (binarize = none), so the reconstruction BCE "
-            "and the negative ELBO are not log-likelihoods: no model can bring the BCE below "
-            f"the pixels' own entropy, {t.bce_floor:.2f} nats per test image (the BCE floor), "
-            f"and the lowest BCE here, {bce:.2f} at z_dim = {best}, lies "
-            f"{bce - t.bce_floor:.2f} nats above it.")
-
-
-@rule("binary_pixels", _SECTION, "the runs were trained on binarised pixels",
-       lambda t: t.binarize != "none")
-def _binary_pixels(t: Table) -> str:
-    return (f"The pixels were binarised (binarize = {t.binarize}), so the negative ELBO is an "
-            "upper bound on the negative log-likelihood of the binarised test images.")
+    a, _ = _pair(t)
+    return (f"{_unit_head(t)}. Against the z_dim = {a} model, trained separately, "
+            f"{_change(t, 'i_q', 'I_q')}, and the "
+            f"{_change(t, 'recon_bce', 'reconstruction BCE')}: {_bce_verdict(t)}.")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["and_list", "count", "digit_names", "pct", "several", "tolerance"]
+from vaelab.study.noise import MARGIN, Comparison
+
+__all__ = ["and_list", "count", "digit_names", "judged", "pct", "plural", "several",
+           "tolerance"]
 
 
 def count(value: float) -> str:
@@ -12,9 +15,14 @@ def count(value: float) -> str:
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
 
 
+def plural(noun: str) -> str:
+    """"digits", "classes"."""
+    return noun + ("es" if noun.endswith(("s", "x", "sh", "ch")) else "s")
+
+
 def several(n: int, noun: str) -> str:
-    """"1 digit", "3 digits"."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+    """"1 digit", "3 digits", "2 classes"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {plural(noun)}"
 
 
 def pct(share: float) -> str:
@@ -34,3 +42,14 @@ def and_list(items: Sequence[str]) -> str:
 
 def digit_names(digits: Sequence[int], names: Sequence[str]) -> str:
     return ", ".join(names[d] for d in digits) if digits else "none"
+
+
+def judged(found: Comparison, unit: str = " nats", digits: int = 2) -> str:
+    """How a difference stands against its noise, as a clause: "beyond twice their combined
+    noise (2 × 0.21 = 0.43 nats)", "within ..." or "no noise was measured to compare it with"."""
+    if found.noise is None or found.bound is None:
+        return "no noise was measured to compare it with"
+    where = "beyond" if found.separated else "within"
+    times = "twice" if MARGIN == 2 else f"{MARGIN:g} times"
+    return (f"{where} {times} their combined noise ({MARGIN:g} × {found.noise:.{digits}f} = "
+            f"{found.bound:.{digits}f}{unit})")
