@@ -448,22 +448,29 @@ def write_stand_in_classifier(cache: Path, dataset: str) -> float:
     Training the real one takes minutes on a CPU. The dry run checks the plumbing, so its
     digit-class figures are meaningless; summary.json says the classifier is a stand-in.
     """
+    from dataclasses import asdict
+
     import torch
 
-    from vaelab.data.datasets import dataset_registry, load_arrays
+    from vaelab.data.datasets import load_splits
     from vaelab.evaluation import classifier as cnn
 
+    settings = cnn.DEFAULT_SETTINGS
+    splits = load_splits(dataset, None)
+    assert splits.test_labels is not None
     torch.manual_seed(0)
-    model = cnn.DigitCNN().eval()
-    arrays = load_arrays(dataset, None)
-    images = torch.from_numpy(arrays["test_images"]).unsqueeze(1).float().div(255)
+    model = cnn.DigitCNN(len(splits.class_names), settings.negatives > 0).eval()
+    images = torch.from_numpy(splits.test_images).unsqueeze(1).float().div(255)
     with torch.no_grad():
-        score = cnn.accuracy(model, images, torch.from_numpy(arrays["test_labels"]).long())
+        score = cnn.accuracy(model, images, torch.from_numpy(splits.test_labels).long())
     info = cnn.ClassifierInfo(dataset=dataset, epochs=0, seed=0, n_train=0, n_test=len(images),
                               test_accuracy=score, seconds=0.0,
-                              class_names=tuple(dataset_registry.get(dataset).class_names))
+                              class_names=tuple(splits.class_names),
+                              reject=settings.negatives > 0, settings=asdict(settings),
+                              key=cnn.classifier_key(settings))
     cache.mkdir(parents=True, exist_ok=True)
-    cnn.save_classifier(cache / cnn.classifier_filename(dataset), cnn.Classifier(model, info))
+    cnn.save_classifier(cache / cnn.classifier_filename(splits.content_id, settings),
+                        cnn.Classifier(model, info))
     return score
 
 

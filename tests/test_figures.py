@@ -115,6 +115,8 @@ FIGURES: dict[str, Callable[[Path], Legibility]] = {
     "rate-distortion, three seeds, binary": lambda p: figures.plot_rate_distortion(
         p, [{"z_dim": z, "seed": s, "rate": r + s, "distortion": d - 2 * s, "i_q": i}
             for z, (r, d, i) in RATE_DISTORTION.items() for s in (1, 2, 3)], 7.6),
+    "rate-distortion, one model": lambda p: figures.plot_rate_distortion(
+        p, [{"z_dim": 2, "seed": 1, "rate": 6.2, "distortion": 182.6, "i_q": 5.9}], 6.91),
     "loss curves, one run": lambda p: plot_loss_curves(
         {"z=20": _history(30, 0.0)}, p, title="seed, z_dim=20, mnist-sample"),
     "loss curves, one epoch": lambda p: plot_loss_curves(

@@ -174,9 +174,12 @@ def plot_rate_distortion(path: Path, points: Sequence[dict[str, Any]], ceiling: 
     with drawing(path, WIDTH, 440, record=record) as fig:
         ax = fig.add_subplot()
         elbos = [r + d for r, d in zip(rates, distortions, strict=True)]
-        step = _round_step(max(elbos) - min(elbos))
-        level = np.floor((y_lim[0]) / step) * step
-        while level <= y_hi + pad + x_hi:
+        top = y_lim[1] + x_hi  # the highest level whose line still crosses the axes
+        # Spaced by the models' spread, but never more than about twenty lines in view (one
+        # point, or points on one level, have no spread at all).
+        step = _round_step(max(max(elbos) - min(elbos), (top - y_lim[0]) / 4))
+        level = np.floor(y_lim[0] / step) * step
+        while level <= top:
             ax.plot([0, x_hi], [level, level - x_hi], color="grey", linestyle="--",
                     linewidth=0.8, alpha=0.6)
             level += step
