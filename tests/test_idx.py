@@ -2,13 +2,15 @@ from __future__ import annotations
 
 import gzip
 import struct
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import idx_bytes, write_idx
-from vaelab.data.idx import read_idx, read_idx_bytes
+from vaelab.data.idx import MAX_ITEMS, read_idx, read_idx_bytes
 from vaelab.errors import VaelabError
 
 
@@ -43,11 +45,35 @@ def test_bad_headers_are_rejected(mutate, message: str) -> None:
         read_idx_bytes(mutate(good), "file", rank=3, item_shape=(28, 28))
 
 
+def _peak_bytes(call: Callable[[], object]) -> int:
+    """The most memory Python and numpy held at once while ``call`` ran (it must raise)."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(VaelabError):
+            call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_forged_count_rejected_before_allocation() -> None:
-    """A header claiming 2^31 - 1 images over a 16-byte body fails on the length check."""
-    forged = struct.pack(">HBBIII", 0, 8, 3, 2**31 - 1, 28, 28)
-    with pytest.raises(VaelabError):
+    """A header claiming MAX_ITEMS images (7.8 GB) over a 16-byte body fails on the length
+    check, before an array of the claimed size exists."""
+    forged = struct.pack(">HBBIII", 0, 8, 3, MAX_ITEMS, 28, 28) + bytes(16)
+    with pytest.raises(VaelabError, match=r"should hold 7840000000 data bytes .* holds 16"):
         read_idx_bytes(forged, "forged", rank=3, item_shape=(28, 28))
+    assert _peak_bytes(lambda: read_idx_bytes(forged, "forged", 3, (28, 28))) < 1 << 20
+
+
+def test_gzip_inflates_no_more_than_the_header_announces(tmp_path: Path) -> None:
+    """A gzip whose IDX header claims 10 images but which inflates to 100 MB stops after the
+    10 images' bytes: what is held at once stays far below what the stream holds."""
+    bomb = gzip.compress(idx_bytes(np.zeros((10, 28, 28), np.uint8)) + bytes(100 << 20))
+    path = tmp_path / "bomb.gz"
+    path.write_bytes(bomb)
+    with pytest.raises(VaelabError, match="inflates to more data than its IDX header"):
+        read_idx(path, rank=3)
+    assert _peak_bytes(lambda: read_idx(path, rank=3)) < 2 * len(bomb) + (1 << 20)
 
 
 def test_truncated_gzip(tmp_path: Path) -> None:
