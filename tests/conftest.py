@@ -228,3 +228,49 @@ def write_plugin_package(root: Path, module: str, source: str, dist: str = "vael
     (info / "top_level.txt").write_text(f"{module}\n")
     (info / "RECORD").write_text("")
     return root
+
+
+def reference_elbo(model: Any, images: Any, labels: Any = None, binarize: str = "none",
+                   seed: int = 0, block: int = 1000) -> dict[str, float]:
+    """What ``vaelab.evaluation.elbo.evaluate`` must report, computed without vaelab's loss code.
+
+    The Bernoulli log-likelihood is written out, the KL comes from ``torch.distributions`` and
+    the pixel error from the decoded posterior mean. As evaluation promises: one posterior draw
+    per image from ``torch.manual_seed(seed)``, images taken in batches of ``block``, and every
+    1,000 images binarised with their own seed (the first one's index + 1), whatever the batch.
+    Means per image; ``mse`` per pixel.
+    """
+    import torch
+    import torch.nn.functional as F
+    from torch.distributions import Normal, kl_divergence
+
+    totals = {"neg_elbo": 0.0, "recon_bce": 0.0, "kl": 0.0, "mse": 0.0}
+    was_training = model.training
+    model.eval()
+    grey = images.unsqueeze(1).float().div(255)
+    scored = grey
+    if binarize == "static":
+        scored = (grey > 0.5).float()
+    elif binarize == "dynamic":
+        scored = torch.cat([torch.bernoulli(grey[at:at + 1000],
+                                            generator=torch.Generator().manual_seed(at + 1))
+                            for at in range(0, len(grey), 1000)])
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for start in range(0, len(images), block):
+            x = scored[start:start + block]
+            y = labels[start:start + block] if model.conditional else None
+            mu, logvar = model.encode(x, y)
+            sigma = (0.5 * logvar.double()).exp()
+            z = mu + torch.randn(mu.shape) * sigma.float()
+            logits = model.decode(z, y).double().flatten(1)
+            pixels = x.double().flatten(1)
+            log_px = pixels * F.logsigmoid(logits) + (1 - pixels) * F.logsigmoid(-logits)
+            kl = kl_divergence(Normal(mu.double(), sigma), Normal(0.0, 1.0)).sum(1)
+            mean_image = torch.sigmoid(model.decode(mu, y).double().flatten(1))
+            totals["recon_bce"] += float(-log_px.sum())
+            totals["kl"] += float(kl.sum())
+            totals["mse"] += float((mean_image - pixels).pow(2).sum()) / pixels.shape[1]
+    model.train(was_training)
+    totals["neg_elbo"] = totals["recon_bce"] + totals["kl"]
+    return {"n": len(images), **{k: v / len(images) for k, v in totals.items()}}

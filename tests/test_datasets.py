@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +46,14 @@ def test_validation_split_is_fixed_and_disjoint(tmp_path: Path) -> None:
     b = load_splits("mnist-sample", tmp_path)
     assert len(a.val_images) == 1000 and len(a.train_images) == 9000
     np.testing.assert_array_equal(a.val_images, b.val_images)
-    train_rows = {img.tobytes() for img in a.train_images[:2000]}
-    assert not any(img.tobytes() in train_rows for img in a.val_images[:200] if img.any())
+    # Every image by hash: the 9,000 and the 1,000 share none, and together they are the
+    # 10,000 training images of the file (which holds no two equal images).
+    source = load_arrays("mnist-sample", data_dir=tmp_path)["train_images"]
+    train = {hashlib.sha256(img.tobytes()).digest() for img in a.train_images}
+    val = {hashlib.sha256(img.tobytes()).digest() for img in a.val_images}
+    assert (len(train), len(val)) == (9000, 1000)
+    assert not train & val
+    assert train | val == {hashlib.sha256(img.tobytes()).digest() for img in source}
     assert len(a.test_images) == 2000
 
 

@@ -4,7 +4,15 @@ import math
 
 import torch
 
-from vaelab.losses import bernoulli_nll, elbo_terms, gaussian_kl, log_normal, log_standard_normal
+from vaelab.losses import (
+    bernoulli_nll,
+    elbo_terms,
+    gaussian_kl,
+    iw_bound,
+    log_normal,
+    log_standard_normal,
+    pixel_mse,
+)
 
 
 def test_bernoulli_nll_matches_hand_computation() -> None:
@@ -52,3 +60,27 @@ def test_elbo_terms_on_tiny_batch_by_hand() -> None:
         assert abs(terms.recon_nll[i].item() - recon[i]) < 1e-5
         assert abs(terms.kl[i].item() - kl[i]) < 1e-6
         assert abs(terms.loss[i].item() - (recon[i] + 2.0 * kl[i])) < 1e-5
+
+
+def test_iw_bound_by_hand() -> None:
+    # Weights 1, 3 (image 0) and e^-2, e^-2 (image 1): log of their means, log 2 and -2.
+    log_weights = torch.tensor([[0.0, -2.0], [math.log(3.0), -2.0]])
+    assert torch.allclose(iw_bound(log_weights), torch.tensor([math.log(2.0), -2.0]))
+    assert iw_bound(log_weights[:1]).tolist() == [0.0, -2.0]  # K = 1: the weight itself
+
+
+def test_pixel_mse_by_hand() -> None:
+    # Two images (B, 1, 2, 1): decoded means 1/2, 1/2 and sigmoid(ln 3) = 3/4, 1/4.
+    logits = torch.tensor([[0.0, 0.0], [math.log(3.0), -math.log(3.0)]]).view(2, 1, 2, 1)
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0]]).view(2, 1, 2, 1)
+    mse = pixel_mse(logits, x)
+    assert mse.shape == (2,)
+    assert torch.allclose(mse, torch.tensor([0.25 + 0.25, 0.5625 + 0.5625]))
+
+
+def test_elbo_terms_weight_the_kl_by_one_unless_told() -> None:
+    logits, x = torch.zeros(2, 1, 2, 2), torch.ones(2, 1, 2, 2)
+    mu, logvar = torch.ones(2, 3), torch.zeros(2, 3)
+    terms = elbo_terms(logits, x, mu, logvar)
+    assert torch.allclose(terms.kl, torch.full((2,), 1.5))
+    assert torch.allclose(terms.loss, torch.full((2,), 4 * math.log(2.0) + 1.5))

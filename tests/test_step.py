@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import math
-import os
 
 import pytest
 import torch
 
 from vaelab.config import TrainConfig
+from vaelab.data import load_splits
 from vaelab.models import create_model
 from vaelab.pixels import BINARIZERS, to_float
 from vaelab.training.epoch import train_epoch
@@ -89,19 +89,38 @@ def test_step_lowers_the_loss_and_reuses_its_buffers() -> None:
     assert float(last[0, 0]) < float(first[0, 0])
 
 
+def _digits(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first n training digits of mnist-sample (shipped with the package) and their labels."""
+    splits = load_splits("mnist-sample", None, 0)
+    return (torch.from_numpy(splits.train_images[:n]),
+            torch.from_numpy(splits.train_labels[:n]).long())
+
+
 def test_bf16_autocast_trains_close_to_fp32() -> None:
-    images, labels = _data(200)
-    losses = {}
+    # Real digits: an untrained model scores about 543 nats, three epochs bring it near 222, so
+    # a step that does not train, or trains on something else, is far outside the bound.
+    images, labels = _digits(500)
+    losses: dict[str, list[float]] = {}
     for precision in ("fp32", "bf16"):
         config = TrainConfig(z_dim=3, batch_size=50, device="cpu", precision=precision)
         model, optimizer = _setup(config)
+        dtypes: set[torch.dtype] = set()
+        model.encoder[0].register_forward_hook(
+            lambda m, i, out, seen=dtypes: seen.add(out.dtype))
         step = TrainStep(model, optimizer, config, images, labels)
+        losses[precision] = []
         for epoch in range(3):
             torch.manual_seed(epoch)
             sums, _ = train_epoch(step, epoch)
-        losses[precision] = float(sums[0, 0]) / len(images)
-    assert math.isfinite(losses["bf16"])
-    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.02)
+            losses[precision].append(float(sums[0, 0]) / len(images))
+        # The products really ran in the precision asked for.
+        assert dtypes == {torch.bfloat16 if precision == "bf16" else torch.float32}, precision
+        assert all(p.dtype == torch.float32 for p in model.parameters())  # fp32 master weights
+    for precision, curve in losses.items():
+        assert curve[-1] < curve[0] - 100 and curve[-1] < 260, (precision, curve)
+    # bf16 rounds every product to 8 bits of mantissa: 1 % apart after 3 epochs (224.3 against
+    # 222.0 nats measured); twice that is allowed.
+    assert losses["bf16"][-1] == pytest.approx(losses["fp32"][-1], rel=0.02)
 
 
 def test_capturable_flag_follows_the_device() -> None:
@@ -128,38 +147,48 @@ def test_graphs_are_off_on_cpu_even_when_asked() -> None:
 @cuda
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_cuda_graph_step_matches_eager_on_gpu(precision: str) -> None:
-    # 1000 images at batch 96: ten full batches and a last batch of 40, each size graphed
+    # 1000 digits at batch 96: ten full batches and a last batch of 40, each size graphed
     # after its warm-up steps (the last batch from the fourth epoch on).
     config = TrainConfig(z_dim=3, batch_size=96, device="cuda", precision=precision)
-    images, labels = (t.cuda() for t in _data(1000))
+    images, labels = (t.cuda() for t in _digits(1000))
     results = []
     for graphs in (False, True):
         model, optimizer = _setup(config, "cuda")
         step = TrainStep(model, optimizer, config, images, labels, graphs=graphs)
         torch.cuda.manual_seed(0)
+        curve = []
         for epoch in range(5):
             sums, _ = train_epoch(step, epoch)
+            curve.append(float(sums[0, 0]) / len(images))
         assert step.use_graphs == graphs
-        results.append((float(sums[0, 0]), [p.detach().clone() for p in model.parameters()]))
-    # Same data order and arithmetic; the noise may come from a different Philox offset,
-    # so the two runs are compared as trainings, not bit for bit.
-    assert results[1][0] == pytest.approx(results[0][0], rel=0.02)
+        # Real digits: from about 400 nats in the first epoch to about 208 in the fifth.
+        assert curve[-1] < curve[0] - 100 and curve[-1] < 240, (graphs, curve)
+        results.append(curve[-1])
+    # Same data order and arithmetic; the noise may come from a different Philox offset, so the
+    # two runs are compared as trainings: runs with different noise end within 0.6 % of each
+    # other (four noise seeds, measured on a CPU), bf16 adds about 1 %.
+    assert results[1] == pytest.approx(results[0], rel=0.02)
     assert sorted(step._graphs) == [40, 96]
 
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
-@pytest.mark.skipif(not os.environ.get("VAELAB_SLOW_TESTS"),
-                    reason="compiling takes about a minute on a small CPU; set VAELAB_SLOW_TESTS=1")
 def test_compiled_step_matches_eager() -> None:
-    images, labels = _data(100)
+    """`vaelab train --compile` on the CPU: torch.compile (inductor) of forward and loss.
+
+    64 images at batch 32 give one batch shape, so inductor compiles once: about 40 s on a
+    loaded 2-core machine with an empty compile cache, 5 s with a warm one.
+    """
+    images, labels = _data(64)
     sums = []
     for compile in (False, True):
         config = TrainConfig(z_dim=3, batch_size=32, device="cpu", compile=compile)
         model, optimizer = _setup(config)
         step = TrainStep(model, optimizer, config, images, labels)
+        assert (step.forward != step._forward) == compile  # the compiled function is used
         torch.manual_seed(0)
-        result, _ = train_epoch(step, 0)
+        result, done = train_epoch(step, 0)
+        assert done == 2
         sums.append(result)
     # Inductor's fused loops round differently; the noise and data order are the same.
     torch.testing.assert_close(sums[1], sums[0], rtol=1e-4, atol=1e-3)

@@ -1,0 +1,233 @@
+"""Mutation testing of the modules whose numbers users cite: does a broken line fail a test?
+
+mutmut (``pip install -r requirements-mutation.txt``) changes one operator, constant or call at a
+time in the module, runs the tests that reach the changed function, and counts the mutant as
+killed when one of them fails. Each module is mutated on its own, in a scratch copy of the
+repository, with only the test files it needs, so a whole run fits in half an hour on 2 cores.
+Not part of CI: it takes minutes per module. How to run it and the scores it measured are in
+docs/testing.md.
+
+    python benchmarks/mutation.py                  # the modules ready now (see READY)
+    python benchmarks/mutation.py likelihood idx   # some modules, by name
+    python benchmarks/mutation.py --all            # every module below
+    python benchmarks/mutation.py --list           # the modules and their tests
+
+A survivor is either a missing test or an equivalent mutant, one no test can tell from the
+original (the same numbers by another route). Equivalent mutants are listed in ``EQUIVALENT``
+with why; the score is killed / (mutants - equivalent). Mutants that ran past their time limit
+(a loop made endless) count as killed, as a user would notice them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One module (or package folder) to mutate and the tests that check it."""
+
+    paths: tuple[str, ...]  # files or folders under src/, mutated
+    tests: tuple[str, ...]  # pytest node ids or files: what mutmut may run against them
+
+
+TARGETS: dict[str, Target] = {
+    "losses": Target(("src/vaelab/losses.py",), (
+        "tests/test_losses.py",
+        "tests/test_elbo.py",
+        "tests/test_zoo.py::test_kl_of_each_model_against_torch_distributions",
+        "tests/test_zoo.py::test_beta_weights_the_kl",
+        "tests/test_zoo.py::test_importance_weighted_objective",
+        "tests/test_likelihood.py::test_k1_estimate_is_the_elbo_in_expectation",
+        "tests/test_stacked_grad.py",
+    )),
+    "likelihood": Target(("src/vaelab/evaluation/likelihood.py",), (
+        "tests/test_likelihood.py",
+    )),
+    "elbo": Target(("src/vaelab/evaluation/elbo.py",), (
+        "tests/test_elbo.py",
+        "tests/test_evaluate_cmd.py::test_bce_floor_is_the_mean_pixel_entropy",
+        "tests/test_evaluate_cmd.py::test_bce_floor_is_the_bce_of_predicting_the_pixels_themselves",
+    )),
+    "idx": Target(("src/vaelab/data/idx.py",), (
+        "tests/test_idx.py",
+        "tests/test_fuzz.py::test_idx_reader_never_trusts_a_file",
+    )),
+    # Being rewritten (issue 21 and the schedules work): run them once those have merged.
+    "sample_quality": Target(("src/vaelab/evaluation/sample_quality.py",), (
+        "tests/test_sample_quality.py",
+    )),
+    "elbow": Target(("src/vaelab/study/elbow.py",), (
+        "tests/test_conclusions.py",
+    )),
+    "conclusions": Target(("src/vaelab/study/conclusions",), (
+        "tests/test_conclusions.py",
+    )),
+    "schedule": Target(("src/vaelab/training/schedule.py",), (
+        "tests/test_schedule.py",
+        "tests/test_step.py",
+        "tests/test_lifecycle.py::test_epoch_permutation_is_a_permutation",
+    )),
+}
+READY = ("losses", "likelihood", "elbo", "idx")
+
+# Survivors judged equivalent: (target, function, the mutated line as mutmut shows it) -> why.
+EQUIVALENT: dict[tuple[str, str, str], str] = {}
+
+# mutmut's words for a mutant's fate -> this report's.
+_FATES = {"killed": "killed", "survived": "survived", "timeout": "timed out",
+          "no tests": "no tests", "suspicious": "suspicious", "segfault": "killed",
+          "caught by type check": "killed", "skipped": "skipped", "not checked": "not checked"}
+
+
+def _scratch_copy(target: Target, into: Path) -> None:
+    """src/, tests/ and pyproject.toml, with mutmut's settings for this target appended."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", "mutants")
+    shutil.copytree(REPO / "src", into / "src", ignore=ignore)
+    shutil.copytree(REPO / "tests", into / "tests", ignore=ignore)
+    only = [p if p.endswith(".py") else f"{p}/*" for p in target.paths]
+    settings = {
+        "source_paths": ["src/vaelab"],
+        "only_mutate": only,
+        # One process per test file run, in a fixed order, one thread: what mutmut expects.
+        "pytest_add_cli_args": ["-n", "0", "-p", "no:cacheprovider", "-p", "no:randomly",
+                                "-W", "ignore::pytest.PytestUnraisableExceptionWarning"],
+        "pytest_add_cli_args_test_selection": list(target.tests),
+        # torch does not survive a fork of a process that ran it: fork from a clean server.
+        "process_isolation": "forkserver",
+    }
+    lines = ["", "[tool.mutmut]", *(f"{key} = {json.dumps(value)}" for key, value in
+                                     settings.items())]
+    (into / "pyproject.toml").write_text(
+        (REPO / "pyproject.toml").read_text(encoding="utf-8") + "\n".join(lines) + "\n",
+        encoding="utf-8")
+
+
+def _mutmut(args: list[str], cwd: Path, env: dict[str, str], log: Path | None = None
+            ) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "mutmut", *args]
+    if log is None:
+        return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    with log.open("w") as out:
+        return subprocess.run(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                              text=True)
+
+
+def _mutated_line(name: str, cwd: Path, env: dict[str, str]) -> str:
+    """The line as the mutant has it (the first '+' line of mutmut's diff)."""
+    shown = _mutmut(["show", name], cwd, env).stdout
+    added = [line[1:].strip() for line in shown.splitlines()
+             if line.startswith("+") and not line.startswith("+++")]
+    return added[0] if added else ""
+
+
+def run_target(name: str, jobs: int, keep: Path | None) -> dict[str, object]:
+    target = TARGETS[name]
+    root = Path(tempfile.mkdtemp(prefix=f"vaelab-mutation-{name}-", dir=keep))
+    _scratch_copy(target, root)
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    # mutmut puts its mutated copy first on sys.path itself; another PYTHONPATH hides it.
+    env.update(OMP_NUM_THREADS="1", VAELAB_HYPOTHESIS_PROFILE="dev")
+    started = time.perf_counter()
+    done = _mutmut(["run", "--max-children", str(jobs)], root, env, log=root / "mutmut.log")
+    seconds = time.perf_counter() - started
+    listed = _mutmut(["results", "--all", "true"], root, env).stdout
+    fates: dict[str, str] = {}
+    for line in listed.splitlines():
+        match = re.match(r"\s*(\S+): (.+)$", line)
+        if match:
+            fates[match.group(1)] = _FATES.get(match.group(2).strip(), match.group(2).strip())
+    survivors, equivalent = [], []
+    for mutant, fate in sorted(fates.items()):
+        if fate not in ("survived", "no tests"):
+            continue
+        function = re.sub(r"^x_|__mutmut_\d+$", "", mutant.rsplit(".", 1)[-1])
+        line = _mutated_line(mutant, root, env)
+        why = EQUIVALENT.get((name, function, line))
+        (equivalent if why else survivors).append(
+            {"mutant": mutant, "function": function, "line": line, **({"why": why} if why else {})})
+    counts = {fate: list(fates.values()).count(fate) for fate in sorted(set(fates.values()))}
+    killed = counts.get("killed", 0) + counts.get("timed out", 0)
+    judged = len(fates) - len(equivalent)  # a mutant no test reaches is a missing test
+    result: dict[str, object] = {
+        "target": name, "paths": list(target.paths), "mutants": len(fates), "counts": counts,
+        "equivalent": equivalent, "survivors": survivors, "seconds": round(seconds),
+        "score": round(killed / judged, 4) if judged else None, "exit_code": done.returncode,
+        "scratch": str(root),
+    }
+    if keep is None and done.returncode == 0:
+        shutil.rmtree(root, ignore_errors=True)
+    return result
+
+
+def _print(result: dict[str, object]) -> None:
+    counts = result["counts"]
+    assert isinstance(counts, dict)
+    score = result["score"]
+    shown = "n/a" if score is None else f"{100 * float(score):.1f} %"  # type: ignore[arg-type]
+    print(f"\n{result['target']} ({', '.join(result['paths'])}): {result['mutants']} mutants, "  # type: ignore[arg-type]
+          f"{counts.get('killed', 0)} killed, {counts.get('survived', 0)} survived "
+          f"({len(result['equivalent'])} equivalent), {counts.get('timed out', 0)} timed out, "  # type: ignore[arg-type]
+          f"{counts.get('no tests', 0)} reached by no test; score {shown}, "
+          f"{result['seconds']} s")
+    for survivor in result["survivors"]:  # type: ignore[attr-defined]
+        print(f"  survived: {survivor['mutant']}: {survivor['line']}")
+    for survivor in result["equivalent"]:  # type: ignore[attr-defined]
+        print(f"  equivalent: {survivor['mutant']}: {survivor['line']} ({survivor['why']})")
+    if result["exit_code"] != 0:
+        print(f"  mutmut exited {result['exit_code']}; its log is in {result['scratch']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("targets", nargs="*", metavar="MODULE",
+                        help=f"modules to mutate, of {', '.join(TARGETS)} "
+                             f"(default: {' '.join(READY)})")
+    parser.add_argument("--all", action="store_true", help="every module")
+    parser.add_argument("--list", action="store_true", help="print the modules and their tests")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="mutants tested at once (default: the CPU count)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep each scratch copy under this folder (default: removed)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+    if args.list:
+        for name, target in TARGETS.items():
+            print(f"{name}{'' if name in READY else ' (not yet)'}: {' '.join(target.paths)}")
+            for test in target.tests:
+                print(f"    {test}")
+        return 0
+    names = list(TARGETS) if args.all else (args.targets or list(READY))
+    unknown = [name for name in names if name not in TARGETS]
+    if unknown:
+        parser.error(f"unknown module {unknown[0]!r}; choose from {', '.join(TARGETS)}")
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    print(f"torch {torch.__version__}, CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} CPUs, --jobs {args.jobs}")
+    results = []
+    for name in names:
+        result = run_target(name, args.jobs, args.keep)
+        _print(result)
+        results.append(result)
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    return 0 if all(r["exit_code"] == 0 for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
