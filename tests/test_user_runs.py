@@ -1,8 +1,8 @@
 """Runs on a user's dataset, through the CLI in-process: unlabelled data end to end, bad files
 refused before anything is written, conditional models, and data that changed or moved.
 
-(The same flow in fresh processes, for a folder of PNGs and an .npz, is the walkthrough of
-docs/your-own-images.md, run by tests/test_docs_own_images.py.)
+(The same flow in fresh processes, for a folder of PNGs and an .npz, is the walkthrough in
+docs/your-own.md, run by tests/test_docs_own_images.py.)
 """
 
 from __future__ import annotations
