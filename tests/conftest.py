@@ -24,8 +24,8 @@ CLASSIFIER_CACHE = "vaelab-classifiers"
 # Real MNIST lives where $VAELAB_DATA points (CI sets it to ../shared/data).
 REAL_DATA = os.environ.get("VAELAB_DATA")
 
-# Property tests: "ci" gives every parser 1,000 generated files; "dev" (the default outside CI)
-# fewer, for a quick local run. VAELAB_HYPOTHESIS_PROFILE chooses one explicitly.
+# Property tests: "ci" gives every parser 1,000 generated files; "dev" (the default elsewhere)
+# fewer, for a quick local run. VAELAB_HYPOTHESIS_PROFILE chooses one; .ci/run sets "ci".
 settings.register_profile("ci", max_examples=1000)
 settings.register_profile("dev", max_examples=150)
 settings.load_profile(os.environ.get("VAELAB_HYPOTHESIS_PROFILE",

@@ -53,6 +53,8 @@ def test_integers_and_booleans_in_range_are_converted_losslessly() -> None:
     (np.full((2, 28, 28), -0.25), ["from -0.25", "[0, 1]"]),
     (np.full((2, 28, 28), np.nan, np.float32), ["1568 NaN or infinite", "[0, 1]"]),
     (np.full((2, 28, 28), np.inf), ["NaN or infinite"]),
+    # Beyond float32's range: refused on its value, not turned infinite by a cast first.
+    (np.full((2, 28, 28), 1e300), ["float64 pixel values from 1e+300 to 1e+300", "[0, 1]"]),
     (np.full((2, 28, 28), 256, np.int32), ["int32 pixel values from 256 to 256", "0 to 255"]),
     (np.full((2, 28, 28), -1, np.int8), ["from -1", "0 to 255"]),
     (np.zeros((2, 28, 28), np.complex64), ["complex64 values", "uint8"]),

@@ -18,9 +18,6 @@ DOCS = REPO / "docs"
 MAX_README_LINES = 250
 # The command CI runs (.ci/run); the README must show it byte for byte in a bash block.
 TEST_COMMAND = "pip install -r requirements-test.txt -e . && python -m pytest -q"
-# Topic pages that are linked from the README but written separately; their links are not
-# checked until they exist.
-PENDING_DOCS = {"gpu.md", "sample-quality.md"}
 
 _FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 # [text](target) and ![alt](target); the target ends at the first space or closing parenthesis.
@@ -91,8 +88,6 @@ def test_relative_links_resolve(document: Path) -> None:
             continue  # https:, mailto: and the like
         path_part, _, fragment = target.partition("#")
         path = (document.parent / path_part).resolve() if path_part else document
-        if path.parent == DOCS.resolve() and path.name in PENDING_DOCS:
-            continue
         if not path.exists():
             broken.append(f"{target} (no such file)")
         elif fragment and path.suffix == ".md" and fragment not in _anchors(path):

@@ -60,19 +60,21 @@ def pixels_u8(array: np.ndarray, source: str) -> np.ndarray:
                                   f"to {largest}; expected 0 to 255 (or floats in [0, 1])")
         return array.astype(np.uint8)
     if kind == "f":
-        values = array.astype(np.float32, copy=False)
-        finite = np.isfinite(values)
+        # Checked in the file's own precision: a float64 beyond float32's range would become
+        # infinite in the cast before the range check saw it.
+        finite = np.isfinite(array)
         if not finite.all():
-            bad = int(values.size - np.count_nonzero(finite))
+            bad = int(array.size - np.count_nonzero(finite))
             raise VaelabError(f"{source} holds {bad} NaN or infinite pixel value(s); expected "
                               "floats in [0, 1]")
-        if values.size:
-            low, high = float(values.min()), float(values.max())
+        if array.size:
+            low, high = float(array.min()), float(array.max())
             if low < 0.0 or high > 1.0:
                 hint = ("; these look like 0-255 levels: store them as uint8 or divide by 255"
                         if low >= 0.0 and high <= 255.0 else "")
                 raise VaelabError(f"{source} holds {array.dtype} pixel values from {low:g} to "
                                   f"{high:g}; expected floats in [0, 1]{hint}")
+        values = array.astype(np.float32, copy=False)
         levels: np.ndarray = np.rint(values * np.float32(255)).astype(np.uint8)
         return levels
     raise VaelabError(f"{source} holds {array.dtype} values; expected images as uint8 (0 to "
