@@ -106,6 +106,9 @@ def verdicts(records: list[dict[str, Any]]) -> list[str]:
         hours = r["train_seconds"] / 3600
         if r["evaluation"] != "the recipe's protocol":
             verdict = f"the target (at most {limit} nats) is not judged: {r['evaluation']}"
+        elif hours > 1.0 and r["nll"] > limit:
+            verdict = (f"the target of at most {limit} nats within one hour is missed on both "
+                       f"counts: by {r['nll'] - limit:.2f} nats, after {hours:.2f} hours")
         elif hours > 1.0:
             verdict = (f"the target (at most {limit} nats within one hour) is not judged: "
                        f"it trained {hours:.2f} hours")

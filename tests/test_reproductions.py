@@ -115,6 +115,9 @@ def test_the_cpu_target_sentence_fires_only_where_it_applies(record: dict[str, A
     slow = render.verdicts([_as(record, nll=88.0, evaluation="the recipe's protocol",
                                 train_seconds=4000.0)])
     assert "not judged: it trained 1.11 hours" in slow[0]
+    both = render.verdicts([_as(record, nll=88.9, evaluation="the recipe's protocol",
+                                train_seconds=4000.0)])
+    assert "missed on both counts: by 0.40 nats, after 1.11 hours" in both[0]
     gpu = _as(record, **full)
     gpu["machine"] = {**gpu["machine"], "kind": "gpu"}
     assert render.verdicts([gpu, _as(record, recipe="burda-iwae-k5", **full)]) == []
