@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datafiles import known_arrays, write_png_folder
+from datafiles import known_arrays, write_idx_parts, write_png_folder
 from vaelab.cli.main import main
 
 FAST = ["--epochs", "1", "--batch-size", "32", "--z-dim", "2", "--device", "cpu"]
@@ -178,3 +178,32 @@ def test_moved_data_is_found_with_dataset(tmp_path: Path,
     assert capsys.readouterr().err == ""  # the same content: nothing to say
     assert main(["evaluate", str(run), "--dataset", "mnist-sample", "--limit", "20"]) == 0
     _one_line(capsys, "reading mnist-sample, not", "the data this run was trained on")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("form", ["idx-parts", "npy"])
+def test_a_study_report_and_explorer_on_the_other_two_forms(
+        form: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The folder of IDX parts (labelled) and the .npy (unlabelled) go through the study, the
+    report and the explorer, as the page's PNG folder and .npz do in fresh processes."""
+    arrays = known_arrays(n_train=200, n_test=40)
+    if form == "npy":
+        data = tmp_path / "digits.npy"
+        np.save(data, arrays["train_images"])
+    else:
+        data = write_idx_parts(tmp_path / "parts", arrays)
+    study = tmp_path / "study"
+    assert main(["study", "--dataset", str(data), "--epochs", "1", "--z-dims", "1,2",
+                 "--prior-samples", "200", "--classifier-dir", str(tmp_path / "classifiers"),
+                 "--device", "cpu", "--out", str(study)]) == 0
+    assert main(["report", str(study)]) == 0
+    assert main(["explore", str(study / "z2")]) == 0
+    text = (study / "report.md").read_text()
+    results = json.loads((study / "results.json").read_text())
+    assert [p["z_dim"] for p in results["rate_distortion"]["points"]] == [1, 2]
+    if form == "npy":
+        assert "has no labels, so no classifier" in text and "digit_map" not in text
+    else:
+        assert "has no labels" not in text and "Fréchet distance" in text
+    assert (study / "z2" / "explorer.html").is_file()
+    capsys.readouterr()
