@@ -104,6 +104,34 @@ def test_resume_mid_epoch_matches(
     ]
 
 
+def test_resumed_epoch_counts_the_seconds_before_its_interruption(
+    tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path
+) -> None:
+    import time
+
+    from vaelab.training import TrainingInterrupted
+
+    pause = 0.5  # seconds spent inside epoch 2 before it is interrupted
+    calls = {"n": 0}
+
+    def slow_stop_after_12() -> bool:
+        calls["n"] += 1
+        if calls["n"] > 9:  # epoch 2 (9 steps per epoch): its first 3 steps take >= pause
+            time.sleep(pause / 3)
+        return calls["n"] == 12
+
+    with pytest.raises(TrainingInterrupted):
+        fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "cut"),
+            RunOptions(stop_requested=slow_stop_after_12, pictures=False))
+    state = read_checkpoint(tmp_path / "cut" / "last.safetensors").state
+    assert state is not None and state.running_seconds >= pause
+    resumed = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "cut"),
+                  RunOptions(resume=True, pictures=False))
+    assert resumed.history[1]["seconds"] >= pause
+    final = read_checkpoint(tmp_path / "cut" / "last.safetensors").state
+    assert final is not None and final.running_seconds == 0.0
+
+
 def test_save_load_gives_identical_outputs(
     tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path
 ) -> None:

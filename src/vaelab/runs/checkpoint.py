@@ -60,6 +60,7 @@ class TrainState:
     best_epoch: int | None = None  # epoch (1-based) that reached it
     history: list[dict[str, Any]] = field(default_factory=list)  # one metrics record per epoch
     running: dict[str, float] = field(default_factory=dict)  # partial sums of the epoch in progress
+    running_seconds: float = 0.0  # seconds the epoch in progress has taken so far
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
@@ -84,6 +85,9 @@ class TrainState:
                 self.running and (set(self.running) != {"loss", "recon", "kl"} or not all(
                     isinstance(v, int | float) for v in self.running.values()))):
             raise ValueError("running must map loss, recon and kl to numbers")
+        seconds = self.running_seconds
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or not seconds >= 0:
+            raise ValueError("running_seconds must be a non-negative number")
 
 
 def _optimizer_tensors(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -272,7 +272,8 @@ class _Loop:
         progress = self.options.progress
         if progress:
             progress.epoch_start(epoch, self.config.epochs, self.steps, self.lead.step)
-        started = time.perf_counter()
+        # A resumed epoch's time includes what it took before the interruption.
+        started = time.perf_counter() - self.lead.running_seconds
         running = accumulator(len(self.members), self.device)
         for row, member in zip(running, self.members, strict=True):
             if member.state.running:
@@ -296,11 +297,11 @@ class _Loop:
                 progress.step(float(sums[:, 0].mean()) / seen if done % 25 == 0 else None)
             every = self.config.checkpoint_every
             if every and self.lead.global_step % every == 0:
-                self._keep_running(sums, epoch, done)
+                self._keep_running(sums, epoch, done, started)
                 self._save_all_last()
             stopped = bool(self.options.stop_requested and self.options.stop_requested())
             if stopped:
-                self._keep_running(sums, epoch, done)
+                self._keep_running(sums, epoch, done, started)
             return stopped
 
         sums, _ = train_epoch(self.step, epoch, self.lead.step, running, on_step)
@@ -332,6 +333,7 @@ class _Loop:
             state = member.state
             state.history.append(record)
             state.epoch, state.step, state.running = epoch + 1, 0, {}
+            state.running_seconds = 0.0
             key = record.get("val_loss", record["train_loss"])
             if state.best_val is None or key < state.best_val:
                 state.best_val, state.best_epoch = key, epoch + 1
@@ -358,11 +360,14 @@ class _Loop:
         for index in range(len(self.members)):
             self._save_last(index)
 
-    def _keep_running(self, sums: torch.Tensor, epoch: int, done: int) -> None:
-        """Record the epoch's partial sums in each state (never a NaN: checked first)."""
+    def _keep_running(self, sums: torch.Tensor, epoch: int, done: int, started: float) -> None:
+        """Record the epoch's partial sums and its seconds so far in each state (never a NaN:
+        checked first)."""
         self._check_finite(sums, epoch, done, exact=False)
+        seconds = time.perf_counter() - started
         for member, row in zip(self.members, sums.tolist(), strict=True):
             member.state.running = dict(zip(_TERMS, row, strict=True))
+            member.state.running_seconds = seconds
 
     # -- messages ------------------------------------------------------------------------
     def _check_finite(self, sums: torch.Tensor, epoch: int, step: int, exact: bool) -> None:
