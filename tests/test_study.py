@@ -494,3 +494,15 @@ def test_a_report_keeps_the_study_classifier_unless_it_is_of_an_older_kind(
     assert any("older kind" in note for note in notes)
     again = run_module.study_classifier(config, torch.device("cpu"), notes.append)
     assert again is not None and again.info.reject and len(asked) == 1  # kept, not replaced
+
+
+def test_results_keep_the_seconds_of_each_stage_of_the_analysis(quick_study: Path) -> None:
+    seconds = json.loads((quick_study / "results.json").read_text())["seconds"]
+    expected = {"data loading", "test-set features", "checkpoint loading", "test losses",
+                "posterior means, active units", "I_q and marginal KL", "first prior draw",
+                "further prior draws", "single-model figures", "noise table", "sweep figures",
+                "rate-distortion figure", "reference rows", "abstention rates", "1-D map",
+                "2-D map"}
+    assert set(seconds) == expected
+    assert all(value >= 0 for value in seconds.values())
+    assert seconds["sweep figures"] > 0 and seconds["I_q and marginal KL"] > 0  # they ran

@@ -48,6 +48,7 @@ from vaelab.study.elbow import (
 )
 from vaelab.study.measure import Reference, measure_run, prior_seed
 from vaelab.study.noise import MARGIN, PRIOR_DRAWS, compare, noise_table
+from vaelab.study.stages import Stages
 
 __all__ = ["ELBOW_MEASURES", "FIGURES_DIR", "RESULTS", "RESULTS_FORMAT", "SUMMARISED",
            "analyze", "elbow_results", "figure_names", "rate_distortion", "spread",
@@ -237,11 +238,13 @@ def analyze(config: StudyConfig, classifier: Classifier | None, device: torch.de
     from vaelab.pictures.run_figures import reconstruction_pairs
 
     say = notify or (lambda message: None)
+    stages = Stages()
     study_dir = Path(config.out)
     fig_dir = study_dir / FIGURES_DIR
     fig_dir.mkdir(parents=True, exist_ok=True)
-    splits = load_splits(config.train.dataset, config.train.data_dir,
-                         resize=config.train.resize)
+    with stages.time("data loading"):
+        splits = load_splits(config.train.dataset, config.train.data_dir,
+                             resize=config.train.resize)
     change = compare_data(RunDir(config.run_dir(config.z_dims[0], config.seed_list()[0]))
                      .read_provenance().get("data"), splits.provenance)
     if change is not None:  # the test scores of a held-out split would mean nothing
@@ -261,28 +264,32 @@ def analyze(config: StudyConfig, classifier: Classifier | None, device: torch.de
     recons: dict[str, np.ndarray] = {}
     kept: dict[int, tuple[torch.nn.Module, np.ndarray]] = {}  # first seed's 1-D and 2-D models
     originals = np.zeros((0, 28, 28))
-    reference, test_outputs = _reference(classifier, splits, config)
+    with stages.time("test-set features"):
+        reference, test_outputs = _reference(classifier, splits, config)
     for z_dim in config.z_dims:
         for seed in seeds:
             say(f"measuring z_dim={z_dim}" + (f", seed {seed}" if len(seeds) > 1 else ""))
-            measured = measure_run(config, z_dim, seed, splits, reference, device, draws)
+            measured = measure_run(config, z_dim, seed, splits, reference, device, draws,
+                                   stages)
             records.append(measured.record)
             if seed != seeds[0]:
                 continue
             # The pictures of single models are the first seed's.
-            model, binarize = measured.loaded.model, measured.loaded.config.binarize
-            shown = (measured.samples if measured.samples is not None
-                     else prior_images(model, 100, seed=prior_seed(seed, 0)))
-            save_grid(fig_dir / f"samples_z{z_dim}.png", shown[:100, 0].numpy(), ncol=10)
-            rows = latent.interpolate(model, splits.test_images[starts],
-                                      splits.test_images[ends], INTERP_STEPS, binarize)
-            save_grid(fig_dir / f"interpolations_z{z_dim}.png", rows, ncol=INTERP_STEPS)
-            for name in (f"samples_z{z_dim}.png", f"interpolations_z{z_dim}.png"):
-                width, height = _png_size(fig_dir / name)
-                checks[name] = {"width": width, "height": height, "smallest_text_px": None,
-                                "overlaps": 0, "cut_off": 0}  # pictures without text
-            originals, recons[f"z_dim={z_dim}"] = reconstruction_pairs(
-                model, torch.from_numpy(splits.val_images[:N_RECON]).to(device), binarize)
+            with stages.time("single-model figures"):
+                model, binarize = measured.loaded.model, measured.loaded.config.binarize
+                shown = (measured.samples if measured.samples is not None
+                         else prior_images(model, 100, seed=prior_seed(seed, 0)))
+                save_grid(fig_dir / f"samples_z{z_dim}.png", shown[:100, 0].numpy(), ncol=10)
+                rows = latent.interpolate(model, splits.test_images[starts],
+                                          splits.test_images[ends], INTERP_STEPS, binarize)
+                save_grid(fig_dir / f"interpolations_z{z_dim}.png", rows, ncol=INTERP_STEPS)
+                for name in (f"samples_z{z_dim}.png", f"interpolations_z{z_dim}.png"):
+                    width, height = _png_size(fig_dir / name)
+                    checks[name] = {"width": width, "height": height,
+                                    "smallest_text_px": None, "overlaps": 0,
+                                    "cut_off": 0}  # pictures without text
+                originals, recons[f"z_dim={z_dim}"] = reconstruction_pairs(
+                    model, torch.from_numpy(splits.val_images[:N_RECON]).to(device), binarize)
             if z_dim in (1, 2):
                 kept[z_dim] = (model, measured.means)
 
@@ -296,13 +303,14 @@ def analyze(config: StudyConfig, classifier: Classifier | None, device: torch.de
         by_run[record["z_dim"], record["seed"]] = history
     floor = bce_floor(splits.test_images)
     grey = binarize == "none"
-    noise = noise_table(records, by_run)
+    with stages.time("noise table"):
+        noise = noise_table(records, by_run)
     elbow = elbow_results(records, list(config.z_dims), seeds, config.elbow_tolerances, noise,
                           floor if grey else 0.0)
     points = rate_distortion(records)
     _sweep_figures(config, fig_dir, records, histories, originals, recons, elbow,
                    floor if grey else None, names, checks, points,
-                   math.log(len(splits.test_images)), labelled)
+                   math.log(len(splits.test_images)), labelled, stages)
 
     from vaelab.models import model_registry
     from vaelab.training.fit import trains_stacked
@@ -334,24 +342,30 @@ def analyze(config: StudyConfig, classifier: Classifier | None, device: torch.de
 
         noise_images = probes.uniform_noise(max(config.prior_samples,
                                                 len(splits.test_images)), seed=12)
-        measured_rows = reference_rows(classifier, splits, reference.test_features,
-                                       reference.support, config.prior_samples, noise_images)
+        with stages.time("reference rows"):
+            measured_rows = reference_rows(classifier, splits, reference.test_features,
+                                           reference.support, config.prior_samples,
+                                           noise_images)
         results["references"] = {"rows": measured_rows, "check": feature_check(measured_rows)}
-        results["abstention"] = abstention_rates(classifier, splits, config.min_confidence,
-                                                 test_outputs, noise_images)
+        with stages.time("abstention rates"):
+            results["abstention"] = abstention_rates(classifier, splits, config.min_confidence,
+                                                     test_outputs, noise_images)
     if 1 in kept and classifier is not None:
         say("mapping the 1-D latent line")
-        results["one_d"] = maps.one_d(config, *kept[1], classifier, names, noun, fig_dir,
-                                      checks, _check)
+        with stages.time("1-D map"):
+            results["one_d"] = maps.one_d(config, *kept[1], classifier, names, noun, fig_dir,
+                                          checks, _check)
     if 2 in kept:
         say("mapping the 2-D latent plane")
-        results["two_d"] = maps.two_d(config, *kept[2], splits.test_labels, classifier, names,
-                                      noun, fig_dir, checks, _check)
+        with stages.time("2-D map"):
+            results["two_d"] = maps.two_d(config, *kept[2], splits.test_labels, classifier,
+                                          names, noun, fig_dir, checks, _check)
     results["figures"] = figure_names(config.z_dims, labelled)
     results["figure_checks"] = {name: checks[name] for name in results["figures"]}
     for stale in fig_dir.glob("*.png"):  # figures of an earlier analysis
         if stale.name not in results["figures"]:
             stale.unlink()
+    results["seconds"] = stages.to_dict()
     atomic_write_json(study_dir / RESULTS, results)
     return results
 
@@ -360,9 +374,23 @@ def _sweep_figures(config: StudyConfig, fig_dir: Path, records: list[dict[str, A
                    histories: dict[str, list[list[dict[str, Any]]]], originals: np.ndarray,
                    recons: dict[str, np.ndarray], elbow: dict[str, Any], floor: float | None,
                    names: list[str], checks: dict[str, dict[str, Any]],
-                   points: list[dict[str, Any]], ceiling: float, labelled: bool) -> None:
+                   points: list[dict[str, Any]], ceiling: float, labelled: bool,
+                   stages: Stages) -> None:
     """The figures that compare the z_dims: losses, reconstructions, units, rate and
     distortion, classes, elbow."""
+    with stages.time("sweep figures"):
+        _comparison_figures(config, fig_dir, records, histories, originals, recons, elbow,
+                            floor, names, checks, labelled)
+    with stages.time("rate-distortion figure"):
+        checks["rate_distortion.png"] = _check(figures.plot_rate_distortion(
+            fig_dir / "rate_distortion.png", points, ceiling, floor))
+
+
+def _comparison_figures(config: StudyConfig, fig_dir: Path, records: list[dict[str, Any]],
+                        histories: dict[str, list[list[dict[str, Any]]]],
+                        originals: np.ndarray, recons: dict[str, np.ndarray],
+                        elbow: dict[str, Any], floor: float | None, names: list[str],
+                        checks: dict[str, dict[str, Any]], labelled: bool) -> None:
     from vaelab.pictures.plots import plot_loss_curves
 
     train, seeds, z_dims = config.train, config.seed_list(), list(config.z_dims)
@@ -375,8 +403,6 @@ def _sweep_figures(config: StudyConfig, fig_dir: Path, records: list[dict[str, A
                  for z in z_dims}
     checks["active_units.png"] = _check(figures.plot_active_units(
         fig_dir / "active_units.png", variances, config.active_threshold))
-    checks["rate_distortion.png"] = _check(figures.plot_rate_distortion(
-        fig_dir / "rate_distortion.png", points, ceiling, floor))
     if labelled:
         shares, spreads = {}, {}
         for z_dim in z_dims:

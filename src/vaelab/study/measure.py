@@ -21,6 +21,7 @@ from vaelab.runs.layout import RunDir
 from vaelab.runs.rebuild import LoadedRun, load_run
 from vaelab.study import latent
 from vaelab.study.config import StudyConfig
+from vaelab.study.stages import Stages
 
 __all__ = ["DRAW_SEED_STEP", "Measured", "Reference", "measure_run", "prior_seed"]
 
@@ -61,22 +62,30 @@ def _load(config: StudyConfig, z_dim: int, seed: int, device: torch.device) -> L
 
 
 def measure_run(config: StudyConfig, z_dim: int, seed: int, splits: Splits,
-                reference: Reference | None, device: torch.device, draws: int) -> Measured:
-    """Measure one (z_dim, seed) run; ``reference`` None: no classifier, no sample measures."""
+                reference: Reference | None, device: torch.device, draws: int,
+                stages: Stages | None = None) -> Measured:
+    """Measure one (z_dim, seed) run; ``reference`` None: no classifier, no sample measures.
+    ``stages`` (when given) receives the seconds of each measure."""
     from vaelab.evaluation.elbo import evaluate
     from vaelab.evaluation.information import information
     from vaelab.evaluation.sample_quality import feature_quality, prior_images
 
-    loaded = _load(config, z_dim, seed, device)
-    model, run_dir = loaded.model, config.run_dir(z_dim, seed)
-    binarize = loaded.config.binarize
-    history = RunDir(run_dir).read_metrics()
+    timed = stages or Stages()
+    with timed.time("checkpoint loading"):
+        loaded = _load(config, z_dim, seed, device)
+        model, run_dir = loaded.model, config.run_dir(z_dim, seed)
+        binarize = loaded.config.binarize
+        history = RunDir(run_dir).read_metrics()
     labels = (torch.from_numpy(splits.test_labels).long().to(device)
               if splits.test_labels is not None else None)
-    scores = evaluate(model, torch.from_numpy(splits.test_images).to(device), labels, binarize)
-    mu, logvar = latent.posterior_means(model, splits.test_images, binarize)
-    found = information(torch.from_numpy(mu), torch.from_numpy(logvar), seed=seed)
-    n_active, activity = latent.active_units(mu, config.active_threshold)
+    with timed.time("test losses"):
+        scores = evaluate(model, torch.from_numpy(splits.test_images).to(device), labels,
+                          binarize)
+    with timed.time("posterior means, active units"):
+        mu, logvar = latent.posterior_means(model, splits.test_images, binarize)
+        n_active, activity = latent.active_units(mu, config.active_threshold)
+    with timed.time("I_q and marginal KL"):
+        found = information(torch.from_numpy(mu), torch.from_numpy(logvar), seed=seed)
     best = loaded.checkpoint.state
     record: dict[str, Any] = {
         "z_dim": z_dim, "seed": seed, "run_dir": str(run_dir), "binarize": binarize,
@@ -90,10 +99,12 @@ def measure_run(config: StudyConfig, z_dim: int, seed: int, splits: Splits,
     if reference is not None:
         quality = []
         for draw in range(draws):
-            samples = prior_images(model, config.prior_samples, seed=prior_seed(seed, draw))
-            outputs = reference.classifier.outputs(samples)
-            scored = feature_quality(reference.test_features, outputs.features, config.pr_k,
-                                     reference.support)
+            with timed.time("first prior draw" if draw == 0 else "further prior draws"):
+                samples = prior_images(model, config.prior_samples,
+                                       seed=prior_seed(seed, draw))
+                outputs = reference.classifier.outputs(samples)
+                scored = feature_quality(reference.test_features, outputs.features,
+                                         config.pr_k, reference.support)
             quality.append({**scored.to_dict(), "prior_seed": prior_seed(seed, draw)})
             if draw == 0:
                 first = samples

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vaelab.study.conclusions import Finding
+from vaelab.study.conclusions.wording import pct
 from vaelab.study.elbow import elbow_reached
 from vaelab.study.latent import UNCLEAR
 from vaelab.study.references import ABSTENTION_NAMES, REFERENCE_NAMES
@@ -65,6 +66,12 @@ def spread_text(stat: dict[str, Any], digits: int = 2) -> str:
     """A summarised measure: "100.40", or "100.40 ± 0.31" across several seeds."""
     text = num(stat["mean"], digits)
     return text if stat["sd"] is None else f"{text} ± {num(stat['sd'], digits)}"
+
+
+def share_text(stat: dict[str, Any]) -> str:
+    """A summarised share as a percentage: "14.6 %", or "14.6 % ± 0.8 %" across seeds."""
+    text = pct(stat["mean"])
+    return text if stat["sd"] is None else f"{text} ± {pct(stat['sd'])}"
 
 
 def _across(runs: list[dict[str, Any]], get: Callable[[dict[str, Any]], float],
@@ -267,7 +274,7 @@ def samples(doc: Document, ctx: Context) -> None:
                           [[z, spread_text(sweep_rows[str(z)]["fd"]),
                             spread_text(sweep_rows[str(z)]["precision"], 3),
                             spread_text(sweep_rows[str(z)]["recall"], 3),
-                            spread_text(sweep_rows[str(z)]["prior_unclear"], 3)]
+                            share_text(sweep_rows[str(z)]["prior_unclear"])]
                            for z in ctx.z_dims]))
         rows = results["references"]["rows"]
         doc.add("p", "The same measures, the same way, on images that are not samples of any "
