@@ -11,6 +11,7 @@ docs/testing.md.
     python benchmarks/mutation.py likelihood idx   # some modules, by name
     python benchmarks/mutation.py --all            # every module below
     python benchmarks/mutation.py --list           # the modules and their tests
+    python benchmarks/mutation.py conclusions --sample 150   # 150 mutants drawn at random
 
 A survivor is either a missing test or an equivalent mutant, one no test can tell from the
 original (the same numbers by another route). Equivalent mutants are listed in ``EQUIVALENT``
@@ -22,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -133,7 +136,31 @@ def _mutated_line(name: str, cwd: Path, env: dict[str, str]) -> str:
     return added[0] if added else ""
 
 
-def run_target(name: str, jobs: int, keep: Path | None) -> dict[str, object]:
+_NO_MUTANT = "no-mutant-is-called-this"  # a filter that matches nothing: generate, test none
+SAMPLE_SEED = 0  # the draw of --sample, fixed so a rerun tests the same mutants
+
+
+def _mutant_names(root: Path) -> list[str]:
+    """Every mutant mutmut generated under ``root/mutants``, by the name ``mutmut run`` takes
+    (the keys of its ``.meta`` files)."""
+    names: list[str] = []
+    for meta in sorted((root / "mutants" / "src").rglob("*.py.meta")):
+        names += json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+    return names
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95 % Wilson interval of a share ``successes / n``."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def run_target(name: str, jobs: int, keep: Path | None, sample: int | None = None
+               ) -> dict[str, object]:
     target = TARGETS[name]
     root = Path(tempfile.mkdtemp(prefix=f"vaelab-mutation-{name}-", dir=keep))
     _scratch_copy(target, root)
@@ -141,13 +168,24 @@ def run_target(name: str, jobs: int, keep: Path | None) -> dict[str, object]:
     # mutmut puts its mutated copy first on sys.path itself; another PYTHONPATH hides it.
     env.update(OMP_NUM_THREADS="1", VAELAB_HYPOTHESIS_PROFILE="dev")
     started = time.perf_counter()
-    done = _mutmut(["run", "--max-children", str(jobs)], root, env, log=root / "mutmut.log")
+    chosen: list[str] = []
+    generated = 0
+    if sample is not None:
+        # Generate every mutant and the test map (no mutant matches the filter), then test a
+        # fixed random sample of them.
+        _mutmut(["run", "--max-children", str(jobs), _NO_MUTANT], root, env,
+                log=root / "generate.log")
+        names = _mutant_names(root)
+        generated = len(names)
+        chosen = sorted(random.Random(SAMPLE_SEED).sample(names, min(sample, len(names))))
+    done = _mutmut(["run", "--max-children", str(jobs), *chosen], root, env,
+                   log=root / "mutmut.log")
     seconds = time.perf_counter() - started
     listed = _mutmut(["results", "--all", "true"], root, env).stdout
     fates: dict[str, str] = {}
     for line in listed.splitlines():
         match = re.match(r"\s*(\S+): (.+)$", line)
-        if match:
+        if match and (not chosen or match.group(1) in chosen):
             fates[match.group(1)] = _FATES.get(match.group(2).strip(), match.group(2).strip())
     survivors, equivalent = [], []
     for mutant, fate in sorted(fates.items()):
@@ -167,6 +205,9 @@ def run_target(name: str, jobs: int, keep: Path | None) -> dict[str, object]:
         "score": round(killed / judged, 4) if judged else None, "exit_code": done.returncode,
         "scratch": str(root),
     }
+    if sample is not None:
+        low, high = wilson(killed, judged)
+        result.update(sampled_from=generated, interval=[round(low, 4), round(high, 4)])
     if keep is None and done.returncode == 0:
         shutil.rmtree(root, ignore_errors=True)
     return result
@@ -177,7 +218,13 @@ def _print(result: dict[str, object]) -> None:
     assert isinstance(counts, dict)
     score = result["score"]
     shown = "n/a" if score is None else f"{100 * float(score):.1f} %"  # type: ignore[arg-type]
-    print(f"\n{result['target']} ({', '.join(result['paths'])}): {result['mutants']} mutants, "  # type: ignore[arg-type]
+    drawn = (f" (a random sample of the {result['sampled_from']} generated)"
+             if "sampled_from" in result else "")
+    if "interval" in result:
+        low, high = result["interval"]  # type: ignore[misc]
+        shown += f", 95 % interval {100 * low:.1f}-{100 * high:.1f} %"
+    print(f"\n{result['target']} ({', '.join(result['paths'])}): {result['mutants']} mutants"  # type: ignore[arg-type]
+          f"{drawn}, "
           f"{counts.get('killed', 0)} killed, {counts.get('survived', 0)} survived "
           f"({len(result['equivalent'])} equivalent), {counts.get('timed out', 0)} timed out, "  # type: ignore[arg-type]
           f"{counts.get('no tests', 0)} reached by no test; score {shown}, "
@@ -202,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, default=None,
                         help="keep each scratch copy under this folder (default: removed)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--sample", type=int, default=None, metavar="N",
+                        help="test N mutants drawn at random (fixed seed) of each module, for "
+                             "modules too large to test whole; the score then comes with its "
+                             "95 %% interval")
     args = parser.parse_args(argv)
     if args.list:
         for name, target in TARGETS.items():
@@ -221,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} CPUs, --jobs {args.jobs}")
     results = []
     for name in names:
-        result = run_target(name, args.jobs, args.keep)
+        result = run_target(name, args.jobs, args.keep, args.sample)
         _print(result)
         results.append(result)
     if args.json is not None:
