@@ -218,6 +218,18 @@ def test_result_is_repeatable_and_restores_the_mode(
     assert torch.allclose(direct, first.per_image)
 
 
+def test_the_defaults_are_the_published_protocol_and_seed_zero(
+        digits: tuple[torch.Tensor, torch.Tensor]) -> None:
+    torch.manual_seed(3)
+    model = create_model(name="vae", z_dim=5)
+    images = digits[1][:3]
+    default = estimate_nll(model, images, binarize="static")
+    assert default.samples == 5000  # K = 5000, as Burda et al. score
+    assert torch.equal(default.per_image,
+                       estimate_nll(model, images, binarize="static", samples=5000,
+                                    seed=0).per_image)
+
+
 def test_the_likelihood_scores_the_images_the_elbo_scores(
     digits: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
