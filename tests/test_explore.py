@@ -6,12 +6,14 @@ import base64
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from conftest import epoch_records, lowest_epoch
 from vaelab.cli.main import main
 from vaelab.config import TrainConfig
 from vaelab.data import load_splits
@@ -263,3 +265,28 @@ def test_cli_refuses_a_conditional_model_it_cannot_run(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "conditional" in err and "cannot be explored" in err
     assert not (run / "explorer.html").exists()
+
+
+def _layers_decode(payload: dict[str, Any], z: torch.Tensor) -> np.ndarray:
+    """What the page shows for latent vectors ``z``: its decoder layers, run in NumPy."""
+    return run_layers(payload["decoder"]["layers"], z.numpy())
+
+
+def test_cli_shows_the_best_checkpoint_unless_told_otherwise(
+        overfitting_run: Path, tmp_path: Path) -> None:
+    records = epoch_records(overfitting_run)
+    assert lowest_epoch(records, "val_loss") < records[-1]["epoch"], "best and last coincide"
+    models = {which: load_run(overfitting_run, which=which).model for which in ("best", "last")}
+    z = torch.randn(50, models["best"].z_dim, generator=torch.Generator().manual_seed(0))
+    for which, argv in (("best", []), ("last", ["--checkpoint", "last"])):
+        page = tmp_path / f"{which}.html"
+        assert main(["explore", str(overfitting_run), "--points", "50", "--out", str(page),
+                     *argv]) == 0
+        payload = _page_data(page)
+        assert payload["model"]["checkpoint"] == f"{which}.safetensors"
+        shown = _layers_decode(payload, z)
+        other = "last" if which == "best" else "best"
+        # float16 weights: within 1e-3 of their own model, farther from the other checkpoint's
+        assert np.abs(shown - _reference(models[which], z)).max() < 1e-3
+        assert np.abs(shown - _reference(models[other], z)).max() > 1e-2
+
