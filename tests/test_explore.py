@@ -290,3 +290,28 @@ def test_cli_shows_the_best_checkpoint_unless_told_otherwise(
         assert np.abs(shown - _reference(models[which], z)).max() < 1e-3
         assert np.abs(shown - _reference(models[other], z)).max() > 1e-2
 
+
+# An int8 page may differ from PyTorch by a few levels of its 8-bit canvas, not more.
+INT8_PIXEL_BOUND = 0.01
+
+
+@pytest.mark.parametrize("name", ["mlp", "conv"])
+def test_int8_page_decodes_as_the_float_decoder(name: str, tiny_dataset: str,
+                                                tiny_dataset_dir: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """End to end: `explore --weights int8` stores every weight as int8 with per-unit scales,
+    and the decoder the page rebuilds from them draws what the float32 model draws."""
+    run = _train(tiny_dataset, tiny_dataset_dir, tmp_path / "run", name, 2)
+    page = tmp_path / "int8.html"
+    assert main(["explore", str(run), "--weights", "int8", "--points", "50",
+                 "--out", str(page)]) == 0
+    assert "as int8" in capsys.readouterr().out
+    payload = _page_data(page)
+    assert payload["decoder"]["encoding"] == "int8"
+    weights = [layer["weight"] for layer in payload["decoder"]["layers"] if "weight" in layer]
+    assert weights and all(w["dtype"] == "int8" and "scale" in w for w in weights)
+    model = load_run(run).model
+    z = 2 * torch.randn(200, 2, generator=torch.Generator().manual_seed(1))
+    error = np.abs(_layers_decode(payload, z) - _reference(model, z))
+    assert error.max() < INT8_PIXEL_BOUND
+    assert 0 < payload["decoder"]["max_abs_error"] < INT8_PIXEL_BOUND
