@@ -6,6 +6,7 @@ import gzip
 import os
 import struct
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -143,15 +144,68 @@ def train_args(tiny_dataset: str, tiny_dataset_dir: Path, tmp_path: Path) -> lis
     ]
 
 
-@pytest.fixture(scope="module")
-def one_thread() -> Iterator[None]:
-    """Small matrices on a shared machine: one thread avoids oversubscription stalls."""
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op threads set to ``n`` inside, as they were afterwards."""
     import torch
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Small matrices on a shared machine: one thread avoids oversubscription stalls."""
+    with torch_threads(1):
+        yield
+
+
+# A run whose validation loss falls and then rises: ten training digits, memorised over 30
+# one-step epochs while 190 others validate, so its best checkpoint is not its last.
+OVERFITTING_DIGITS = 200  # mnist-sample's first training images; all but ten validate
+OVERFITTING_FLAGS = ["--val-size", "190", "--epochs", "30", "--batch-size", "64", "--lr", "0.01",
+                     "--device", "cpu"]
+OVERFITTING_Z_DIM = 4
+
+
+def write_sample_digits(path: Path, n_train: int, n_test: int = 100) -> Path:
+    """The first ``n_train`` training and ``n_test`` test images of mnist-sample, unlabelled, as
+    an .npz dataset at ``path``."""
+    from vaelab.data import load_splits
+
+    splits = load_splits("mnist-sample", None, 0)
+    np.savez(path, x_train=splits.train_images[:n_train], x_test=splits.test_images[:n_test])
+    return path
+
+
+@pytest.fixture(scope="session")
+def overfitting_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`vaelab train` on ten digits until it overfits (OVERFITTING_FLAGS): best != last."""
+    from vaelab.cli.main import main
+
+    data = write_sample_digits(tmp_path_factory.mktemp("data") / "digits.npz",
+                               OVERFITTING_DIGITS)
+    run = tmp_path_factory.mktemp("runs") / "overfitting"
+    with torch_threads(1):  # small matrices on a shared machine, as ``one_thread``
+        assert main(["train", "--dataset", str(data), "--z-dim", str(OVERFITTING_Z_DIM),
+                     *OVERFITTING_FLAGS, "--out", str(run)]) == 0
+    return run
+
+
+def epoch_records(run: Path) -> list[dict[str, Any]]:
+    """The epoch records of ``run``'s metrics.jsonl, in order."""
+    import json
+
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def lowest_epoch(records: Sequence[dict[str, Any]], key: str) -> int:
+    """The epoch (counted from 1) whose record holds the lowest ``key``."""
+    return int(min(records, key=lambda record: record[key])["epoch"])
 
 
 # The keys of an epoch record in metrics.jsonl besides "epoch" (what trackers are given).

@@ -112,6 +112,49 @@ def test_train_flags(argv: list[str], words: tuple[str, ...], tmp_path: Path,
     assert not (tmp_path / "run").exists()  # nothing half-written
 
 
+# (the text of a --config file, words the one-line error must contain)
+CONFIG_CASES: list[tuple[str | bytes, tuple[str, ...]]] = [
+    ("z-dim = \n", ("is not valid TOML", "line 1")),
+    ("[train]\nz-dim = 4\n[train]\n", ("is not valid TOML",)),
+    (b"z-dim = 4\n\xff\n", ("is not valid TOML", "utf-8")),
+    ("learning-rate = 0.01\n", ("unknown setting(s) learning_rate", "vaelab train --help")),
+    ("[train]\nz_dims = 4\n", ("unknown setting(s) z_dims",)),
+    ("[training]\nz-dim = 4\n", ("unknown setting(s) training",)),
+    ("train = 4\n", ("train must be a table of settings", "not int")),
+    ("z-dim = 0\n", ("--z-dim", "a positive integer from 1 to 4096")),
+    ('beta = "high"\n', ("--beta", "float", "'high'")),
+    ('preset = "huge"\n', ("unknown preset 'huge'", "seed")),
+]
+
+
+@pytest.mark.parametrize(("text", "words"), CONFIG_CASES,
+                         ids=["empty-value", "table-twice", "not-utf8", "unknown-key",
+                              "misspelled-key", "unknown-table", "train-not-a-table",
+                              "out-of-range", "wrong-type", "unknown-preset"])
+def test_bad_config_files(text: str | bytes, words: tuple[str, ...], tmp_path: Path,
+                          capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "settings.toml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    # Should the file be accepted, the run would stay short.
+    argv = ["train", "--config", str(path), "--epochs", "1", "--batch-size", "1000",
+            "--device", "cpu", "--out", str(tmp_path / "run")]
+    assert _exit_code(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_config_path_that_is_a_folder(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert _exit_code(["train", "--config", str(tmp_path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert f"cannot read config file {tmp_path}" in err and "--config" in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_every_checked_train_field_is_covered() -> None:
     flags = {argv[0] for argv, _ in TRAIN_CASES}
     for f in fields(TrainConfig):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import epoch_records, lowest_epoch
 from vaelab.cli.evaluate_cmd import NOT_A_LIKELIHOOD
 from vaelab.cli.main import main
 from vaelab.data import load_splits
@@ -47,6 +48,25 @@ def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[dict[str
     assert main(argv) == 0
     captured = capsys.readouterr()
     return json.loads(captured.out), captured.err
+
+
+# --- which checkpoint -----------------------------------------------------------------------
+
+
+def test_evaluate_scores_the_best_checkpoint_unless_told_otherwise(
+        overfitting_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """On the validation split, each checkpoint scores as its epoch did in training."""
+    records = epoch_records(overfitting_run)
+    best_epoch, last_epoch = lowest_epoch(records, "val_loss"), records[-1]["epoch"]
+    assert best_epoch < last_epoch, "the validation loss never rose: best and last coincide"
+    run = str(overfitting_run)
+    report, _ = _json(capsys, ["evaluate", run, "--split", "val", "--json"])
+    assert report["checkpoint"] == "best"
+    assert report["neg_elbo"] == pytest.approx(records[best_epoch - 1]["val_loss"], rel=1e-6)
+    report, _ = _json(capsys, ["evaluate", run, "--split", "val", "--checkpoint", "last",
+                               "--json"])
+    assert report["checkpoint"] == "last"
+    assert report["neg_elbo"] == pytest.approx(records[last_epoch - 1]["val_loss"], rel=1e-6)
 
 
 # --- the BCE floor --------------------------------------------------------------------------

@@ -6,12 +6,14 @@ import base64
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from conftest import epoch_records, lowest_epoch
 from vaelab.cli.main import main
 from vaelab.config import TrainConfig
 from vaelab.data import load_splits
@@ -263,3 +265,53 @@ def test_cli_refuses_a_conditional_model_it_cannot_run(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "conditional" in err and "cannot be explored" in err
     assert not (run / "explorer.html").exists()
+
+
+def _layers_decode(payload: dict[str, Any], z: torch.Tensor) -> np.ndarray:
+    """What the page shows for latent vectors ``z``: its decoder layers, run in NumPy."""
+    return run_layers(payload["decoder"]["layers"], z.numpy())
+
+
+def test_cli_shows_the_best_checkpoint_unless_told_otherwise(
+        overfitting_run: Path, tmp_path: Path) -> None:
+    records = epoch_records(overfitting_run)
+    assert lowest_epoch(records, "val_loss") < records[-1]["epoch"], "best and last coincide"
+    models = {which: load_run(overfitting_run, which=which).model for which in ("best", "last")}
+    z = torch.randn(50, models["best"].z_dim, generator=torch.Generator().manual_seed(0))
+    for which, argv in (("best", []), ("last", ["--checkpoint", "last"])):
+        page = tmp_path / f"{which}.html"
+        assert main(["explore", str(overfitting_run), "--points", "50", "--out", str(page),
+                     *argv]) == 0
+        payload = _page_data(page)
+        assert payload["model"]["checkpoint"] == f"{which}.safetensors"
+        shown = _layers_decode(payload, z)
+        other = "last" if which == "best" else "best"
+        # float16 weights: within 1e-3 of their own model, farther from the other checkpoint's
+        assert np.abs(shown - _reference(models[which], z)).max() < 1e-3
+        assert np.abs(shown - _reference(models[other], z)).max() > 1e-2
+
+
+# An int8 page may differ from PyTorch by a few levels of its 8-bit canvas, not more.
+INT8_PIXEL_BOUND = 0.01
+
+
+@pytest.mark.parametrize("name", ["mlp", "conv"])
+def test_int8_page_decodes_as_the_float_decoder(name: str, tiny_dataset: str,
+                                                tiny_dataset_dir: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """End to end: `explore --weights int8` stores every weight as int8 with per-unit scales,
+    and the decoder the page rebuilds from them draws what the float32 model draws."""
+    run = _train(tiny_dataset, tiny_dataset_dir, tmp_path / "run", name, 2)
+    page = tmp_path / "int8.html"
+    assert main(["explore", str(run), "--weights", "int8", "--points", "50",
+                 "--out", str(page)]) == 0
+    assert "as int8" in capsys.readouterr().out
+    payload = _page_data(page)
+    assert payload["decoder"]["encoding"] == "int8"
+    weights = [layer["weight"] for layer in payload["decoder"]["layers"] if "weight" in layer]
+    assert weights and all(w["dtype"] == "int8" and "scale" in w for w in weights)
+    model = load_run(run).model
+    z = 2 * torch.randn(200, 2, generator=torch.Generator().manual_seed(1))
+    error = np.abs(_layers_decode(payload, z) - _reference(model, z))
+    assert error.max() < INT8_PIXEL_BOUND
+    assert 0 < payload["decoder"]["max_abs_error"] < INT8_PIXEL_BOUND

@@ -6,7 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import epoch_records, lowest_epoch, write_sample_digits
+from vaelab.cli.main import main
 from vaelab.config import TrainConfig
+from vaelab.data import load_splits
+from vaelab.evaluation.elbo import evaluate
 from vaelab.runs.checkpoint import read_checkpoint
 from vaelab.runs.rebuild import load_run
 from vaelab.training import RunOptions, fit
@@ -166,3 +170,47 @@ def test_existing_run_is_not_overwritten(
     with pytest.raises(VaelabError, match="--resume"):
         fit(config, RunOptions(pictures=False))
     assert (tmp_path / "run" / "last.safetensors").read_bytes() == before
+
+
+def test_best_checkpoint_is_the_epoch_of_lowest_validation_loss(overfitting_run: Path) -> None:
+    records = epoch_records(overfitting_run)
+    best_epoch, last_epoch = lowest_epoch(records, "val_loss"), records[-1]["epoch"]
+    assert best_epoch < last_epoch, "the validation loss never rose: best and last coincide"
+    # The training loss went on falling, so a best chosen by it would be another epoch.
+    assert lowest_epoch(records, "train_loss") != best_epoch
+    best = read_checkpoint(overfitting_run / "best.safetensors").state
+    last = read_checkpoint(overfitting_run / "last.safetensors").state
+    assert best is not None and last is not None
+    assert (best.epoch, best.best_epoch) == (best_epoch, best_epoch)
+    assert best.best_val == records[best_epoch - 1]["val_loss"]
+    assert (last.epoch, last.best_epoch, last.best_val) == (last_epoch, best_epoch, best.best_val)
+    # The weights are that epoch's: scored again, each checkpoint gives its epoch's loss.
+    config = load_run(overfitting_run).config
+    val = load_splits(config.dataset, config.data_dir, config.val_size).val_images
+    for which, epoch in (("best", best_epoch), ("last", last_epoch)):
+        score = evaluate(load_run(overfitting_run, which=which).model, torch.from_numpy(val))
+        assert score["neg_elbo"] == pytest.approx(records[epoch - 1]["val_loss"], rel=1e-6), which
+
+
+def test_without_validation_the_best_checkpoint_is_the_epoch_of_lowest_training_loss(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Ten digits, one step an epoch, and a KL weight warming up to 10 over four epochs: the
+    third epoch's loss weighs the KL twice as heavily as the second's, after the KL grew while
+    its weight was small, and is the higher."""
+    data = write_sample_digits(tmp_path / "digits.npz", 10)
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", str(data), "--val-size", "0", "--epochs", "3",
+                 "--batch-size", "64", "--lr", "0.01", "--beta", "10", "--kl-warmup", "4",
+                 "--z-dim", "4", "--device", "cpu", "--out", str(run)]) == 0
+    out = capsys.readouterr().out
+    records = epoch_records(run)
+    assert all("val_loss" not in record for record in records)
+    best_epoch = lowest_epoch(records, "train_loss")
+    assert best_epoch < records[-1]["epoch"], "the training loss never rose: best is last"
+    best = read_checkpoint(run / "best.safetensors").state
+    assert best is not None
+    assert (best.epoch, best.best_epoch) == (best_epoch, best_epoch)
+    assert best.best_val == records[best_epoch - 1]["train_loss"]
+    assert f"best training loss {best.best_val:.2f} nats" in out
+    weights = [load_run(run, which=which).model.state_dict() for which in ("best", "last")]
+    assert any(not torch.equal(weights[0][name], weights[1][name]) for name in weights[0])

@@ -273,6 +273,30 @@ def test_a_conditional_model_needs_labels_and_a_broken_model_is_named() -> None:
         estimate_nll(_KnownWeights(), _images([]), samples=2)
 
 
+@pytest.mark.parametrize("log_weight", [-math.inf, math.inf])
+def test_an_infinite_estimate_is_refused_as_a_nan_is(log_weight: float) -> None:
+    with pytest.raises(VaelabError, match="not finite"):
+        estimate_nll(_KnownWeights(per_sample=[log_weight] * 2), _images([1]), samples=2)
+
+
+class _LabelWeights(_KnownWeights):
+    """A conditional model whose log weight for an image is minus the label it is given."""
+
+    conditional = True
+
+    def importance_log_weights(self, x: torch.Tensor, k: int,
+                               y: torch.Tensor | None = None) -> torch.Tensor:
+        assert y is not None
+        return (-y.double()).expand(k, len(x))
+
+
+def test_a_conditional_model_scores_each_image_with_its_own_label() -> None:
+    labels = torch.tensor([3, 1, 4, 1, 5, 9, 2])
+    result = estimate_nll(_LabelWeights(), _images([0] * len(labels)), labels, samples=2,
+                          batch_size=3)
+    assert result.per_image.tolist() == (-labels).tolist()
+
+
 def test_evaluate_nll_cli(train_args: list[str], tmp_path: Path,
                           capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", *train_args, "--model", "vae", "--binarize", "dynamic"]) == 0

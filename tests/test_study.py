@@ -15,10 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import (
+    OVERFITTING_DIGITS,
+    OVERFITTING_FLAGS,
+    OVERFITTING_Z_DIM,
+    REPO,
+    epoch_records,
+    lowest_epoch,
+    torch_threads,
+    write_sample_digits,
+)
 from vaelab.cli.main import main
 from vaelab.study.analysis import figure_names
-from vaelab.study.config import StudyConfig
+from vaelab.study.config import STUDY_FILE, StudyConfig
 from vaelab.study.report import SECTIONS
 from vaelab.study.sweep import SweepProgress, fit_each, train_sweep
 from vaelab.training import RunOptions
@@ -506,3 +515,112 @@ def test_results_keep_the_seconds_of_each_stage_of_the_analysis(quick_study: Pat
     assert set(seconds) == expected
     assert all(value >= 0 for value in seconds.values())
     assert seconds["sweep figures"] > 0 and seconds["I_q and marginal KL"] > 0  # they ran
+
+
+# --- the best checkpoint, --figures-to, and the study directory's conflicts --------------------
+
+
+@pytest.fixture(scope="module")
+def overfitting_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`vaelab study` of one z_dim trained as conftest's ``overfitting_run`` (best != last), on
+    unlabelled digits, so no classifier is trained."""
+    data = write_sample_digits(tmp_path_factory.mktemp("data") / "digits.npz",
+                               OVERFITTING_DIGITS)
+    study = tmp_path_factory.mktemp("study") / "overfitting"
+    with torch_threads(1):
+        assert main(["study", "--model", "mlp", "--dataset", str(data), "--z-dims",
+                     str(OVERFITTING_Z_DIM), *OVERFITTING_FLAGS, "--out", str(study)]) == 0
+    return study
+
+
+def test_report_measures_the_best_checkpoint_and_copies_its_figures(
+        overfitting_study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    from vaelab.data import load_splits
+    from vaelab.evaluation.elbo import evaluate
+    from vaelab.runs.rebuild import load_run
+
+    run = overfitting_study / f"z{OVERFITTING_Z_DIM}"
+    records = epoch_records(run)
+    best_epoch = lowest_epoch(records, "val_loss")
+    assert best_epoch < records[-1]["epoch"], "the validation loss never rose: best is last"
+    capsys.readouterr()
+    figures = tmp_path / "readme-figures"
+    assert main(["report", str(overfitting_study), "--figures-to", str(figures)]) == 0
+    err = capsys.readouterr().err
+    (measured,) = json.loads((overfitting_study / "results.json").read_text())["runs"]
+    assert measured["best_epoch"] == best_epoch
+    config = load_run(run).config
+    test = torch.from_numpy(load_splits(config.dataset, config.data_dir,
+                                        config.val_size).test_images)
+    scores = {which: evaluate(load_run(run, which=which).model, test)["neg_elbo"]
+              for which in ("best", "last")}
+    assert scores["best"] != pytest.approx(scores["last"], rel=1e-6)
+    assert measured["test"]["neg_elbo"] == pytest.approx(scores["best"], rel=1e-6)
+    # --figures-to: every figure of the report, at the pixel size the report shows it.
+    names = figure_names((OVERFITTING_Z_DIM,), labelled=False)
+    assert sorted(p.name for p in figures.iterdir()) == sorted(names)
+    for name in names:
+        assert png_size(figures / name) == png_size(overfitting_study / "figures" / name), name
+    assert f"{len(names)} figures" in err and str(figures) in err
+
+
+def _saved_study(folder: Path, **settings: object) -> Path:
+    """A study directory holding its study.json and nothing trained."""
+    folder.mkdir(parents=True)
+    config = StudyConfig.from_dict({"out": str(folder), **settings})
+    (folder / STUDY_FILE).write_text(json.dumps(config.to_dict()))
+    return folder
+
+
+def _error_line(err: str) -> str:
+    """The one error line of ``err`` (after the study's own banner, if it printed one)."""
+    errors = [line for line in err.splitlines() if line.startswith("vaelab: error:")]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    assert err.rstrip("\n").splitlines()[-1] == errors[0], err  # nothing follows it
+    return errors[0]
+
+
+@pytest.mark.parametrize("setting", ["model", "dataset"])
+def test_a_study_directory_of_another_model_or_dataset_is_refused(
+        setting: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    saved = write_sample_digits(tmp_path / "saved.npz", 10)
+    other = write_sample_digits(tmp_path / "other.npz", 20)
+    study = _saved_study(tmp_path / "study", model="mlp", dataset=str(saved), z_dims=(2,),
+                         epochs=1, device="cpu")
+    before = (study / STUDY_FILE).read_bytes()
+    flag, value = {"model": ("--model", "vae"), "dataset": ("--dataset", str(other))}[setting]
+    assert main(["study", "--out", str(study), flag, value]) == 2
+    err = _error_line(capsys.readouterr().err)
+    was = "mlp" if setting == "model" else str(saved)
+    assert f"holds a study of {setting}={was!r}, not {value!r}; choose another --out" in err
+    assert sorted(p.name for p in study.iterdir()) == [STUDY_FILE]  # nothing trained
+    assert (study / STUDY_FILE).read_bytes() == before
+
+
+def test_a_study_directory_that_is_a_file_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    taken = tmp_path / "notes.txt"
+    taken.write_text("not a study")
+    assert main(["study", "--out", str(taken), "--z-dims", "2", "--device", "cpu"]) == 2
+    err = _error_line(capsys.readouterr().err)
+    assert f"cannot create study directory {taken}" in err and "choose a writable --out" in err
+    assert taken.read_text() == "not a study"
+
+
+def test_report_names_every_run_the_study_has_not_trained(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vaelab.study.config import load_study_config
+
+    study = _saved_study(tmp_path / "study", z_dims=(1, 2), seeds=2)
+    config = load_study_config(study)
+    trained = config.run_dir(1, config.seed_list()[0])
+    trained.mkdir()
+    (trained / "best.safetensors").touch()  # what the report looks for before it measures
+    assert main(["report", str(study)]) == 2
+    err = _error_line(capsys.readouterr().err)
+    first, second = config.seed_list()
+    assert (f"has no trained model for z_dim 1 (seed {second}), 2 (seed {first}), "
+            f"2 (seed {second}); finish it with `vaelab study --out {study}`") in err
+    assert not (study / "report.html").exists()

@@ -201,9 +201,15 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             data = tomllib.load(fh)
     except FileNotFoundError:
         raise VaelabError(f"config file {path} does not exist; check the --config path") from None
-    except tomllib.TOMLDecodeError as exc:
+    except OSError as exc:  # a folder, or a file it may not read
+        raise VaelabError(f"cannot read config file {path}: {exc.strerror}; check the --config "
+                          "path") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise VaelabError(f"config file {path} is not valid TOML: {exc}") from None
     data = data.get("train", data)
+    if not isinstance(data, dict):
+        raise VaelabError(f"config file {path}: train must be a table of settings ([train]), "
+                          f"not {type(data).__name__}")
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
