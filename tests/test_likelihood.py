@@ -264,13 +264,38 @@ def test_the_likelihood_scores_the_images_the_elbo_scores(
 
 
 def test_a_conditional_model_needs_labels_and_a_broken_model_is_named() -> None:
-    with pytest.raises(VaelabError, match="needs the labels"):
+    with pytest.raises(VaelabError, match=r"^a conditional model needs the labels of the "
+                       r"images it scores$"):
         estimate_nll(create_model(name="cvae", z_dim=2), _images([1, 2]), samples=2)
     broken = _KnownWeights(per_sample=[0.0, math.nan])
     with pytest.raises(VaelabError, match="not finite"):
         estimate_nll(broken, _images([1]), samples=2)
-    with pytest.raises(VaelabError, match="no images"):
+    with pytest.raises(VaelabError, match=r"^there are no images to evaluate; choose a "
+                       r"non-empty split$"):
         estimate_nll(_KnownWeights(), _images([]), samples=2)
+
+
+@pytest.mark.parametrize(("n", "samples", "max_rows", "expected"), [
+    # 12 images fit in one batch of 30 rows: 2 samples of all 12 at a time (30 // 12).
+    (12, 7, 30, [(2, 12), (2, 12), (2, 12), (1, 12)]),
+    # One row at a time: batches of one image, one sample each.
+    (3, 2, 1, [(1, 1)] * 6),
+    # Never more than 100 images in a batch, whatever the rows allow.
+    (150, 2, None, [(2, 100), (2, 50)]),
+])
+def test_default_batches_fill_the_rows_with_at_most_100_images(
+        n: int, samples: int, max_rows: int | None, expected: list[tuple[int, int]]) -> None:
+    model = _KnownWeights()
+    asked: list[tuple[int, int]] = []
+    original = model.importance_log_weights
+
+    def spy(x: torch.Tensor, k: int, y: torch.Tensor | None = None) -> torch.Tensor:
+        asked.append((k, len(x)))
+        return original(x, k, y)
+
+    model.importance_log_weights = spy  # type: ignore[method-assign]
+    estimate_nll(model, _images([1] * n), samples=samples, max_rows=max_rows)
+    assert asked == expected
 
 
 @pytest.mark.parametrize("log_weight", [-math.inf, math.inf])
