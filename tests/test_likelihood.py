@@ -125,8 +125,8 @@ def test_estimate_rises_with_k_on_average(digits: tuple[torch.Tensor, torch.Tens
     assert means[2] - means[0] > 1.0, means
 
 
-def test_chunks_bound_the_memory(digits: tuple[torch.Tensor, torch.Tensor]) -> None:
-    model = create_model(name="vae", z_dim=3)
+def _record_chunks(model: VAE) -> list[tuple[int, int]]:
+    """(samples, images) of every chunk the model is asked to weigh, as they are asked."""
     asked: list[tuple[int, int]] = []
     original = model.importance_log_weights
 
@@ -135,6 +135,12 @@ def test_chunks_bound_the_memory(digits: tuple[torch.Tensor, torch.Tensor]) -> N
         return original(x, k, y)
 
     model.importance_log_weights = spy  # type: ignore[method-assign]
+    return asked
+
+
+def test_chunks_bound_the_memory(digits: tuple[torch.Tensor, torch.Tensor]) -> None:
+    model = create_model(name="vae", z_dim=3)
+    asked = _record_chunks(model)
     progress: list[tuple[int, int]] = []
     result = estimate_nll(model, digits[1][:12], samples=5000, batch_size=4, max_rows=2000,
                           progress=lambda done, total: progress.append((done, total)))
@@ -286,14 +292,7 @@ def test_a_conditional_model_needs_labels_and_a_broken_model_is_named() -> None:
 def test_default_batches_fill_the_rows_with_at_most_100_images(
         n: int, samples: int, max_rows: int | None, expected: list[tuple[int, int]]) -> None:
     model = _KnownWeights()
-    asked: list[tuple[int, int]] = []
-    original = model.importance_log_weights
-
-    def spy(x: torch.Tensor, k: int, y: torch.Tensor | None = None) -> torch.Tensor:
-        asked.append((k, len(x)))
-        return original(x, k, y)
-
-    model.importance_log_weights = spy  # type: ignore[method-assign]
+    asked = _record_chunks(model)
     estimate_nll(model, _images([1] * n), samples=samples, max_rows=max_rows)
     assert asked == expected
 
