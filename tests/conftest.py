@@ -33,6 +33,21 @@ settings.load_profile(os.environ.get("VAELAB_HYPOTHESIS_PROFILE",
                                      "ci" if os.environ.get("CI") else "dev"))
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Print the seed of the random test order (pytest-randomly) even under ``-q``.
+
+    pytest-randomly puts ``Using --randomly-seed=N`` in the header, which ``-q`` (the README's
+    and CI's command) hides; without the seed, an order that fails cannot be run again.
+    """
+    config = session.config
+    seed = getattr(config.option, "randomly_seed", None)  # absent under -p no:randomly
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if seed is None or reporter is None or hasattr(config, "workerinput"):
+        return
+    if not reporter.showheader or reporter.no_header:
+        reporter.write_line(f"Using --randomly-seed={seed}")
+
+
 def idx_bytes(array: np.ndarray) -> bytes:
     """Encode a uint8 array as IDX (magic 0x0000080R, big-endian dims, raw bytes)."""
     header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)

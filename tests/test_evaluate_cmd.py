@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import epoch_records, lowest_epoch
+from conftest import epoch_records, lowest_epoch, sample_classifier
 from vaelab.cli.evaluate_cmd import NOT_A_LIKELIHOOD
 from vaelab.cli.main import main
 from vaelab.data import load_splits
 from vaelab.errors import VaelabError
 from vaelab.evaluation.elbo import bce_floor
-from vaelab.evaluation.sample_quality import DEFAULT_SAMPLES
+from vaelab.evaluation.sample_quality import DEFAULT_SAMPLES, sample_quality
 from vaelab.losses import bernoulli_nll
+from vaelab.runs.rebuild import load_run
 
 
 def _train(out: Path, *extra: str) -> Path:
@@ -99,12 +99,18 @@ def test_bce_floor_is_the_bce_of_predicting_the_pixels_themselves() -> None:
 def test_fid_json_reports_sample_quality(grey_run: Path, classifier_dir: str,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     report, _ = _json(capsys, ["evaluate", str(grey_run), "--fid", "--fid-samples", "500",
-                               "--classifier-dir", classifier_dir, "--limit", "200", "--json"])
-    assert math.isfinite(report["fd"]) and report["fd"] > 0
-    assert 0 <= report["precision"] <= 1 and 0 <= report["recall"] <= 1
+                               "--seed", "5", "--classifier-dir", classifier_dir,
+                               "--limit", "200", "--json"])
+    # The run's 500 prior samples drawn with --seed, against the whole test split (--limit
+    # bounds only the ELBO's images), in the features of the dataset's cached classifier.
+    classifier, _ = sample_classifier(Path(classifier_dir))
+    test_images = load_splits("mnist-sample", None, 0).test_images
+    expected = sample_quality(load_run(grey_run).model, classifier, test_images,
+                              n_samples=500, seed=5)
+    for measure in ("fd", "precision", "recall"):
+        assert report[measure] == pytest.approx(getattr(expected, measure), rel=1e-9), measure
     assert (report["fd_samples"], report["fd_real"], report["pr_k"]) == (500, 2000, 3)
     assert report["binarized"] is False
-    test_images = load_splits("mnist-sample", None, 0).test_images
     assert report["bce_floor"] == pytest.approx(bce_floor(test_images[:200]), rel=1e-12)
     assert report["recon_bce"] > report["bce_floor"]
 

@@ -207,7 +207,9 @@ def test_outside_share_counts_grid_points_beyond_the_box() -> None:
     assert latent.outside_share(values, values, (-3, 3, -3, 3)) == pytest.approx(
         1 - 13 * 13 / 441)
     assert latent.outside_share(values, values, (-5, 5, -5, 5)) == 0.0
-    assert 0.0 in values  # an odd grid has z = 0 on it
+    # A box narrow in x and wide in y: 5 of the 21 x values, all 3 y values are inside.
+    assert latent.outside_share(values, np.array([-1.0, 0.0, 1.0]), (-1, 1, -3, 3)) == \
+        pytest.approx(1 - 5 * 3 / 63)
 
 
 def test_posterior_means_read_the_pixels_the_study_was_trained_on() -> None:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import (
     OVERFITTING_DIGITS,
@@ -26,6 +27,8 @@ from conftest import (
     write_sample_digits,
 )
 from vaelab.cli.main import main
+from vaelab.data import load_splits
+from vaelab.runs.rebuild import load_run
 from vaelab.study.analysis import figure_names
 from vaelab.study.config import STUDY_FILE, StudyConfig
 from vaelab.study.report import SECTIONS
@@ -140,25 +143,37 @@ def test_quick_study_writes_runs_report_and_figures(quick_study: Path) -> None:
 
 @pytest.mark.slow
 @LONG
-def test_report_numbers_come_from_the_runs(quick_study: Path, capsys: pytest.CaptureFixture[str]
-                                           ) -> None:
+def test_report_numbers_come_from_the_runs(quick_study: Path, classifier_cache: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
     results = json.loads((quick_study / "results.json").read_text())
     markdown = (quick_study / "report.md").read_text()
+    threshold = json.loads((quick_study / "study.json").read_text())["active_threshold"]
     runs = {r["z_dim"]: r for r in results["runs"]}
     assert sorted(runs) == list(Z_DIMS) and results["seeds"] == [1]
+    test_images = torch.from_numpy(load_splits("mnist-sample", None, 0).test_images)
     for z in Z_DIMS:
+        # The first prior draw of the run with seed 1 is what `evaluate --fid --seed 1` draws.
         assert main(["evaluate", str(quick_study / f"z{z}"), "--split", "test", "--json",
-                     "--device", "cpu"]) == 0
+                     "--device", "cpu", "--fid", "--fid-samples", str(PRIOR_SAMPLES),
+                     "--seed", "1", "--classifier-dir", str(classifier_cache)]) == 0
         measured = json.loads(capsys.readouterr().out)
         run = runs[z]
         assert run["test"]["neg_elbo"] == pytest.approx(measured["neg_elbo"], rel=1e-6)
         assert f"| {z} | {run['test']['neg_elbo']:.2f} | {run['test']['recon_bce']:.2f} |" \
             in markdown
-        assert 0 <= run["active_units"] <= z
+        # Active units (Burda et al. 2016): the variance over the test images of each unit's
+        # posterior mean, from the run's own encoder, above the study's threshold.
+        model = load_run(quick_study / f"z{z}", device="cpu").model
+        with torch.no_grad():
+            mu, _ = model.encode(test_images.unsqueeze(1).float() / 255)
+        activity = mu.double().var(0, correction=0).numpy()
+        assert run["unit_activity"] == pytest.approx(activity, rel=1e-4, abs=1e-9)
+        assert run["active_units"] == int((activity > threshold).sum())
         assert sum(run["prior_counts"]) == PRIOR_SAMPLES  # ten digits and "unclear"
         quality = run["sample_quality"]
-        assert quality["fd"] >= 0 and 0 <= quality["precision"] <= 1
-        assert quality["fd_samples"] == PRIOR_SAMPLES
+        for measure in ("fd", "precision", "recall"):
+            assert quality[measure] == pytest.approx(measured[measure], rel=1e-6), measure
+        assert quality["fd_samples"] == measured["fd_samples"] == PRIOR_SAMPLES
     elbow = results["elbow"]["measures"]
     for found in elbow.values():
         assert all(at in Z_DIMS for at in found["at"])
