@@ -13,7 +13,7 @@ every image apart reaches that ceiling, and more cannot be measured with N image
 
 ``information`` estimates I_q with the exact mixture density q(z) (a log-sum-exp over all N
 posteriors) and Monte Carlo over z ~ q(z | x_i); the N x N log densities are computed a block
-of rows at a time as one matrix product, so 10,000 x 10,000 takes about a second on a CPU.
+of rows at a time as one matrix product, so 10,000 x 10,000 takes about half a second on a CPU.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ __all__ = ["Information", "aggregate_log_density", "information", "mean_kl"]
 # Entries of one block of the N x N log-density matrix (float64): 4M entries are 32 MB.
 BLOCK_ENTRIES = 1 << 22
 _LOG_2PI = math.log(2 * math.pi)
+# Log terms this far below their row's largest are raised to it before exp (_logsumexp_rows).
+EXP_FLOOR = -100.0
 
 
 @dataclass(frozen=True)
@@ -88,8 +90,22 @@ def _mixture(z: torch.Tensor, weights: torch.Tensor, const: torch.Tensor, block:
             # images apart reaches log N and not a value rounded past it.
             index = torch.arange(len(part))
             logs[index, start + index] = own[start:start + len(part)]
-        out[start:start + len(part)] = torch.logsumexp(logs, 1)
+        out[start:start + len(part)] = _logsumexp_rows(logs)
     return out
+
+
+def _logsumexp_rows(logs: torch.Tensor) -> torch.Tensor:
+    """log sum_j exp(logs_ij) per row, overwriting ``logs``.
+
+    As torch.logsumexp, except that terms more than ``-EXP_FLOOR`` nats below their row's
+    largest are raised to that floor before exp: far posteriors give log densities thousands of
+    nats down, where exp takes a slow path (five times slower here), and each such term adds
+    less than exp(EXP_FLOOR) ≈ 4e-44 of the largest to the sum, so N of them change nothing a
+    float64 can hold.
+    """
+    top = logs.amax(1, keepdim=True)
+    summed = logs.sub_(top).clamp_(min=EXP_FLOOR).exp_().sum(1)
+    return summed.log_().add_(top[:, 0])
 
 
 def aggregate_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
