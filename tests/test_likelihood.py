@@ -188,6 +188,10 @@ def test_nll_standard_error_and_bits_per_dim_by_hand() -> None:
     assert result.bits_per_dim == pytest.approx(0.19321808583334332, rel=1e-12)
     assert result.to_dict() == {"n": 4, "nll_samples": 7, "nll": result.nll,
                                 "nll_se": result.nll_se, "bits_per_dim": result.bits_per_dim}
+    # Two images, log p(x) = -100 and -110: sample standard deviation sqrt(50), so the
+    # standard error sqrt(50) / sqrt(2) = 5.
+    two = estimate_nll(_KnownWeights(), _images([10, 11]), samples=2)
+    assert two.nll_se == pytest.approx(5.0, rel=1e-12)
     one = estimate_nll(_KnownWeights(), _images([10]), samples=3)
     assert one.nll == pytest.approx(100.0) and math.isnan(one.nll_se)  # no spread from one image
 
@@ -202,6 +206,14 @@ def test_chunks_fold_into_the_mean_of_the_weights() -> None:
     assert told == [3, 1]
     with pytest.raises(VaelabError, match="--samples must be at least 1"):
         log_likelihood(model, torch.zeros(2, 1, 28, 28), 0)
+
+
+def test_log_likelihood_draws_a_thousand_samples_a_chunk_by_default() -> None:
+    told: list[int] = []
+    x = _images([10, 11]).unsqueeze(1).double() / 255  # pixels as the model reads them
+    estimate = log_likelihood(_KnownWeights(), x, 2500, on_chunk=told.append)
+    assert told == [1000, 1000, 500]
+    assert estimate.tolist() == pytest.approx([-100.0, -110.0], abs=1e-9)
 
 
 def test_result_is_repeatable_and_restores_the_mode(
@@ -269,12 +281,17 @@ def test_the_likelihood_scores_the_images_the_elbo_scores(
     assert not torch.equal(scored_by_nll[:500], scored_by_nll[1000:])
 
 
+# The refusal of a non-finite estimate, word for word: it names the cause a user can check.
+NOT_FINITE = (r"^the likelihood estimate is not finite; the model's weights may hold NaN or "
+              r"infinite values$")
+
+
 def test_a_conditional_model_needs_labels_and_a_broken_model_is_named() -> None:
     with pytest.raises(VaelabError, match=r"^a conditional model needs the labels of the "
                        r"images it scores$"):
         estimate_nll(create_model(name="cvae", z_dim=2), _images([1, 2]), samples=2)
     broken = _KnownWeights(per_sample=[0.0, math.nan])
-    with pytest.raises(VaelabError, match="not finite"):
+    with pytest.raises(VaelabError, match=NOT_FINITE):
         estimate_nll(broken, _images([1]), samples=2)
     with pytest.raises(VaelabError, match=r"^there are no images to evaluate; choose a "
                        r"non-empty split$"):
@@ -299,7 +316,7 @@ def test_default_batches_fill_the_rows_with_at_most_100_images(
 
 @pytest.mark.parametrize("log_weight", [-math.inf, math.inf])
 def test_an_infinite_estimate_is_refused_as_a_nan_is(log_weight: float) -> None:
-    with pytest.raises(VaelabError, match="not finite"):
+    with pytest.raises(VaelabError, match=NOT_FINITE):
         estimate_nll(_KnownWeights(per_sample=[log_weight] * 2), _images([1]), samples=2)
 
 
