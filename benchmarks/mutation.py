@@ -89,7 +89,21 @@ READY = ("losses", "likelihood", "elbo", "idx")
 # Survivors judged equivalent: (target, function, the mutated line as mutmut shows it) -> why.
 _ON_THE_CPU = ("the same rows on the CPU, whose entry is also the fallback; it differs only on a "
                "device type missing from DEFAULT_MAX_ROWS, and the suite runs on the CPU")
+_FLOAT_ANYWAY = ("np.arange's default int64 levels divided by 255.0 are the same float64 "
+                 "values as float64 levels divided by it")
 EQUIVALENT: dict[tuple[str, str, str], str] = {
+    ("elbo", "bce_floor", "p = np.arange(256, dtype=None) / 255.0"): _FLOAT_ANYWAY,
+    ("elbo", "bce_floor", "p = np.arange(256, ) / 255.0"): _FLOAT_ANYWAY,
+    ("elbo", "bce_floor", "pixels = np.asarray(images_u8.cpu() if (isinstance(images_u8, "
+     "torch.Tensor)) and False else images_u8)"):
+        "np.asarray reads a CPU tensor as .cpu() would; only a tensor on a GPU tells them "
+        "apart, and the suite runs on the CPU",
+    ("schedule", "epoch_permutation", "return torch.randperm(n, generator=generator).to(None)"):
+        "the permutation is drawn on the CPU, so .to(None) leaves it where .to(device) puts it "
+        "for a CPU run; only a GPU run tells them apart",
+    ("schedule", "kl_weight", "progress = (epoch + step / max(steps, 2)) / config.kl_warmup"):
+        "the guard differs only for steps < 2, where the step inside the epoch is 0 and 0 / 1 "
+        "equals 0 / 2",
     ("likelihood", "estimate_nll",
      'rows = max_rows or DEFAULT_MAX_ROWS.get(None, DEFAULT_MAX_ROWS["cpu"])'): _ON_THE_CPU,
     ("likelihood", "estimate_nll",

@@ -80,6 +80,10 @@ def test_bce_floor_is_the_mean_pixel_entropy() -> None:
     assert bce_floor(torch.from_numpy(images)) == bce_floor(images)
     assert bce_floor(np.full((3, 28, 28), 255, np.uint8)) == 0.0  # binary pixels: no floor
     assert bce_floor(images[:0]) == 0.0
+    # Images without a white pixel (every level below 255): 784 pixels at 128/255, each with
+    # H(128/255) = 0.6931394911899866 nats.
+    assert bce_floor(np.full((2, 28, 28), 128, np.uint8)) == pytest.approx(543.4213610929495,
+                                                                          rel=1e-12)
     with pytest.raises(VaelabError, match="uint8"):
         bce_floor(images.astype(np.float32))
 

@@ -1,5 +1,6 @@
 """The KL warm-up against values worked out by hand: the ramp, reaching beta, progress inside an
-epoch, and a run resumed in the middle of the warm-up (vaelab.training.schedule)."""
+epoch, and a run resumed in the middle of the warm-up; the shuffle of each epoch from its seed
+(vaelab.training.schedule)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 from vaelab.config import TrainConfig
 from vaelab.training import RunOptions, TrainingInterrupted, fit
 from vaelab.training.epoch import train_epoch
-from vaelab.training.schedule import kl_weight, steps_per_epoch
+from vaelab.training.schedule import epoch_permutation, kl_weight, steps_per_epoch
 
 
 def test_no_warmup_is_beta_from_the_first_step() -> None:
@@ -93,3 +94,13 @@ def test_a_run_resumed_in_the_middle_of_the_warmup_matches_one_never_stopped(
     plain = fit(_config(tiny_dataset, tiny_dataset_dir, tmp_path / "plain"),
                 RunOptions(pictures=False))
     assert full.history[-1]["train_kl"] > plain.history[-1]["train_kl"] + 0.5
+
+
+@pytest.mark.parametrize(("seed", "epoch", "generator_seed"), [
+    (0, 0, 0), (1, 0, 1_000_003), (3, 2, 3_000_011), (2, 7, 2_000_013)])
+def test_the_shuffle_of_an_epoch_is_randperm_seeded_with_seed_times_1000003_plus_epoch(
+        seed: int, epoch: int, generator_seed: int) -> None:
+    # The order a run saw is part of its record: a run resumed by a later version redraws the
+    # same shuffles only while the seed of epoch e of seed s stays 1,000,003 s + e.
+    expected = torch.randperm(50, generator=torch.Generator().manual_seed(generator_seed))
+    assert torch.equal(epoch_permutation(50, seed, epoch, torch.device("cpu")), expected)
