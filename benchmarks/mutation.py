@@ -73,7 +73,7 @@ TARGETS: dict[str, Target] = {
         "tests/test_sample_quality.py",
     )),
     "elbow": Target(("src/vaelab/study/elbow.py",), (
-        "tests/test_conclusions.py",
+        "tests/test_elbow.py",
     )),
     "conclusions": Target(("src/vaelab/study/conclusions",), (
         "tests/test_conclusions.py",
@@ -91,7 +91,58 @@ _ON_THE_CPU = ("the same rows on the CPU, whose entry is also the fallback; it d
                "device type missing from DEFAULT_MAX_ROWS, and the suite runs on the CPU")
 _FLOAT_ANYWAY = ("np.arange's default int64 levels divided by 255.0 are the same float64 "
                  "values as float64 levels divided by it")
+_LENGTHS_CHECKED = ("the lengths are compared just before, so zip never meets two of different "
+                    "lengths and strict=True has nothing to refuse")
+_MIN_FROM_I = ("for every i up to the elbow the lowest error lies at i or after it (were it "
+               "before, the elbow would be there), so the search over all positions finds the "
+               "same one")
+_LAST_ANYWAY = ("the only i whose best from there on is itself is the elbow, the loop's last "
+                "step, so stopping there and going on to the end are the same")
+_INT64 = ("NumPy's default integer is int64 on 64-bit Linux and macOS (and everywhere from NumPy "
+          "2), and no product of dimensions under the limits comes near its overflow")
+_SHORT_HEAD = ("a header shorter than 8 bytes fails the length test that follows whatever rank "
+               "is read from it, with the same message")
+_FEW_BYTES = ("every call but the first gets nothing (a stream that ends or stops early), and "
+              "the first asks for at most 40 bytes more: a stream past the limit is refused "
+              "the same way, the memory bound moves by those bytes only")
 EQUIVALENT: dict[tuple[str, str, str], str] = {
+    ("idx", "_claimed_size", 'if head[:3] != b"\\x00\\x00\\x08" or not 1 <= rank <= 5 or '
+     "len(head) < 4 + 4 * rank:"):
+        "the head holds at most 20 bytes, so rank 5 (a 24-byte header) fails the length test "
+        "that follows, with the same message",
+    ("idx", "_claimed_size", "return 4 + 4 * rank + int(np.prod(dims, dtype=None))"): _INT64,
+    ("idx", "_claimed_size", "return 4 + 4 * rank + int(np.prod(dims, ))"): _INT64,
+    ("idx", "_claimed_size", "rank = head[3] if len(head) > 4 else 0"): _SHORT_HEAD,
+    ("idx", "_claimed_size", "rank = head[3] if len(head) >= 5 else 0"): _SHORT_HEAD,
+    ("idx", "_claimed_size", "rank = head[3] if len(head) >= 4 else 1"): _SHORT_HEAD,
+    ("idx", "_gunzip", "decomp = zlib.decompressobj(17 + zlib.MAX_WBITS)"):
+        "wbits 32 detects the header itself and reads gzip as 31 does; only data that starts "
+        "with the gzip magic comes here",
+    ("idx", "_gunzip", "while not decomp.eof and total < limit:"):
+        "total equals the limit only after a call returned less than it was asked for, which "
+        "happens only at the stream's end or where it stops, so the next call would get nothing",
+    ("idx", "_gunzip",
+     "chunk = decomp.decompress(decomp.unconsumed_tail, limit + 1 + total)"): _FEW_BYTES,
+    ("idx", "_gunzip",
+     "chunk = decomp.decompress(decomp.unconsumed_tail, limit + 2 - total)"): _FEW_BYTES,
+    ("idx", "read_idx_bytes", 'zero, dtype, got_rank = struct.unpack(">hbb", data[:4])'):
+        "read signed, 0 stays 0, 8 stays 8 and a rank byte above 127 turns negative, which "
+        "matches no rank either",
+    ("idx", "read_idx_bytes", "expected = count * int(np.prod(rest, dtype=np.int64)) if (rest) "
+     "or True else count"): "the product of no dimensions is 1, so count * 1 is count",
+    ("idx", "read_idx_bytes",
+     "expected = count * int(np.prod(rest, dtype=None)) if rest else count"): _INT64,
+    ("idx", "read_idx_bytes", "expected = count * int(np.prod(rest, )) if rest else count"):
+        _INT64,
+    **{("elbow", function, line.format(strict)): _LENGTHS_CHECKED
+       for function, line in (
+           ("elbow", "pairs = sorted(zip(z_dims, errors, {}))"),
+           ("best_elbow",
+            "return min(z for z, e in zip(z_dims, errors, {}) if e - best <= allowed)"))
+       for strict in ("strict=None", "", "strict=False")},
+    ("elbow", "elbow_margin",
+     "after = min(range(len(values)), key=lambda j: (values[j], j))"): _MIN_FROM_I,
+    ("elbow", "elbow_margin", "break"): _LAST_ANYWAY,
     ("elbo", "bce_floor", "p = np.arange(256, dtype=None) / 255.0"): _FLOAT_ANYWAY,
     ("elbo", "bce_floor", "p = np.arange(256, ) / 255.0"): _FLOAT_ANYWAY,
     ("elbo", "bce_floor", "pixels = np.asarray(images_u8.cpu() if (isinstance(images_u8, "
@@ -128,7 +179,8 @@ def _scratch_copy(target: Target, into: Path) -> None:
         "source_paths": ["src/vaelab"],
         "only_mutate": only,
         # One process per test file run, in a fixed order, one thread: what mutmut expects.
-        "pytest_add_cli_args": ["-n", "0", "-p", "no:cacheprovider", "-p", "no:randomly",
+        # pytest's cache stays: the tests keep the classifier they train there (conftest.py).
+        "pytest_add_cli_args": ["-n", "0", "-p", "no:randomly",
                                 "-W", "ignore::pytest.PytestUnraisableExceptionWarning"],
         "pytest_add_cli_args_test_selection": list(target.tests),
         # torch does not survive a fork of a process that ran it: fork from a clean server.

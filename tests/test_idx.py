@@ -155,16 +155,20 @@ def test_gzip_refusals_word_for_word(tmp_path: Path) -> None:
     for name, (content, message) in cases.items():
         path = _gz(tmp_path / f"{name}.gz", content + bytes(100))
         assert _message(lambda p=path: read_idx(p, rank=3)) == f"{path} {message}", name
-    # A count of exactly MAX_ITEMS is plausible; what fails is the length.
-    path = _gz(tmp_path / "max.gz", _header(MAX_ITEMS, 28, 28))
+    # A count of exactly MAX_ITEMS is plausible, in the header read before inflating (the
+    # stream goes on past 20 bytes) and after: what fails is the length.
+    path = _gz(tmp_path / "max.gz", _header(MAX_ITEMS, 28, 28) + bytes(100))
     assert _message(lambda: read_idx(path, rank=3)) == (
-        f"{path} should hold 7840000000 data bytes after its header but holds 0; the file is "
-        "truncated or corrupt")
+        f"{path} should hold 7840000000 data bytes after its header but holds 100; the file "
+        "is truncated or corrupt")
     good = gzip.compress(idx_bytes(np.zeros((2, 28, 28), np.uint8)), mtime=0)
     path.write_bytes(good[:-12])
     assert _message(lambda: read_idx(path, rank=3)) == (
         f"{path} is a truncated gzip file; delete it and download it again (vaelab data "
         "download NAME)")
+    # A user's own file gets the caller's fix instead.
+    assert _message(lambda: read_idx(path, rank=3, fix="check what wrote it")) == (
+        f"{path} is a truncated gzip file; check what wrote it")
     path.write_bytes(good[:10] + bytes(len(good) - 10))
     message = _message(lambda: read_idx(path, rank=3))
     assert message.startswith(f"{path} is not a valid gzip file (") and message.endswith(

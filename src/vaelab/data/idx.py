@@ -46,12 +46,9 @@ def _gunzip(raw: bytes, path: Path, fix: str) -> bytes:
     claiming 2**31 images stops early.
     """
     decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    # All of raw is offered: fewer than _HEAD_BYTES come back only when the stream ends or
+    # stops (a truncated file) before them.
     head = decomp.decompress(raw, _HEAD_BYTES)
-    while len(head) < _HEAD_BYTES and not decomp.eof:
-        chunk = decomp.decompress(decomp.unconsumed_tail, _HEAD_BYTES - len(head))
-        if not chunk:
-            break
-        head += chunk
     parts, total = [head], len(head)
     if not decomp.eof:
         limit = inflate_limit(len(raw), _claimed_size(head, path, fix))

@@ -42,13 +42,15 @@ def elbow(z_dims: Sequence[int], errors: Sequence[float], tolerance: float = 0.0
     """The elbow z_dim of ``errors`` measured at ``z_dims`` (any order)."""
     if len(z_dims) != len(errors) or not z_dims:
         raise ValueError("elbow needs one error per z_dim, and at least one")
+    if tolerance < 0:
+        raise ValueError(f"elbow needs a tolerance of at least 0, got {tolerance}")
     pairs = sorted(zip(z_dims, errors, strict=True))
     values = [e for _, e in pairs]
     allowed = tolerance * (max(values) - min(values))
-    for i, (z_dim, error) in enumerate(pairs):
+    for i, (z_dim, error) in enumerate(pairs[:-1]):
         if error - min(values[i:]) <= allowed:
             return z_dim
-    return pairs[-1][0]  # unreachable: the last point always qualifies
+    return pairs[-1][0]  # the largest z_dim has nothing left to win: it always qualifies
 
 
 def elbow_reached(z_dims: Sequence[int], at: int) -> bool:
