@@ -105,7 +105,35 @@ _SHORT_HEAD = ("a header shorter than 8 bytes fails the length test that follows
 _FEW_BYTES = ("every call but the first gets nothing (a stream that ends or stops early), and "
               "the first asks for at most 40 bytes more: a stream past the limit is refused "
               "the same way, the memory bound moves by those bytes only")
+_CUDA_FORK = ("on the CPU: there is no GPU generator to fork, so every device list forks the "
+              "same nothing; on a GPU, tests/test_likelihood.py's CUDA test kills the lists "
+              "that leave the GPU out")
+_ONE_GPU = ("on the CPU as on a one-GPU machine: forking every GPU forks this one; it differs "
+            "only with several GPUs")
+_ACCUMULATOR = ("the running log-sum-exp starts at -inf, which float32 holds exactly, and the "
+                "first chunk's float64 sum promotes it to float64 on the images' device: on "
+                "the CPU the same values")
 EQUIVALENT: dict[tuple[str, str, str], str] = {
+    ("likelihood", "estimate_nll",
+     'se = float(log_px.std() / math.sqrt(n)) if n > 1 else float("NAN")'):
+        'float("NAN") is the same NaN as float("nan")',
+    ("likelihood", "estimate_nll", "devices = None"): _ONE_GPU,
+    ("likelihood", "estimate_nll",
+     "with eval_mode(model), torch.random.fork_rng(devices=None):"): _ONE_GPU,
+    ("likelihood", "estimate_nll",
+     'devices = [device.index and 0] if device.type == "cuda" else []'):
+        "on the CPU the list is empty either way; on a GPU it differs only for an index other "
+        "than 0 or None",
+    **{("likelihood", "estimate_nll", line): _CUDA_FORK for line in (
+        'devices = [device.index or 0] if (device.type == "cuda") and False else []',
+        'devices = [device.index or 1] if device.type == "cuda" else []',
+        'devices = [device.index or 0] if device.type == "XXcudaXX" else []',
+        'devices = [device.index or 0] if device.type == "CUDA" else []')},
+    **{("likelihood", "log_likelihood", line): _ACCUMULATOR for line in (
+        "running = torch.full((len(x),), -math.inf, device=x.device)",
+        "running = torch.full((len(x),), -math.inf, dtype=torch.float64, )",
+        "running = torch.full((len(x),), -math.inf, dtype=None, device=x.device)",
+        "running = torch.full((len(x),), -math.inf, dtype=torch.float64, device=None)")},
     ("idx", "_claimed_size", 'if head[:3] != b"\\x00\\x00\\x08" or not 1 <= rank <= 5 or '
      "len(head) < 4 + 4 * rank:"):
         "the head holds at most 20 bytes, so rank 5 (a 24-byte header) fails the length test "

@@ -355,3 +355,22 @@ def test_evaluate_nll_cli(train_args: list[str], tmp_path: Path,
     assert main(["evaluate", run, "--nll", "--samples", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--samples" in err
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_the_estimate_leaves_that_gpus_random_stream_alone(
+        digits: tuple[torch.Tensor, torch.Tensor]) -> None:
+    # The samples are drawn on the GPU: the fork must save and restore its generator (not
+    # only the CPU's), and repeated calls must draw the same samples.
+    device = torch.device("cuda", torch.cuda.current_device())
+    torch.manual_seed(3)
+    model = create_model(name="vae", z_dim=5).to(device)
+    images = digits[1][:10].to(device)
+    torch.cuda.manual_seed(11)
+    before = torch.cuda.get_rng_state(device)
+    first = estimate_nll(model, images, binarize="static", samples=20, seed=7)
+    assert torch.equal(torch.cuda.get_rng_state(device), before)
+    again = estimate_nll(model, images, binarize="static", samples=20, seed=7)
+    assert torch.equal(first.per_image, again.per_image)
+    assert first.per_image.device.type == "cpu" and first.per_image.dtype == torch.float64
