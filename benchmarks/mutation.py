@@ -171,6 +171,9 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("elbow", "elbow_margin",
      "after = min(range(len(values)), key=lambda j: (values[j], j))"): _MIN_FROM_I,
     ("elbow", "elbow_margin", "break"): _LAST_ANYWAY,
+    **{("elbow", "elbow_margin", f"pairs = sorted(zip(z_dims, errors, {strict}))"):
+       "the elbow rule it calls compares the lengths first and refuses a mismatch, so zip "
+       "never meets two of different lengths" for strict in ("strict=None", "", "strict=False")},
     ("elbo", "bce_floor", "p = np.arange(256, dtype=None) / 255.0"): _FLOAT_ANYWAY,
     ("elbo", "bce_floor", "p = np.arange(256, ) / 255.0"): _FLOAT_ANYWAY,
     ("elbo", "bce_floor", "pixels = np.asarray(images_u8.cpu() if (isinstance(images_u8, "

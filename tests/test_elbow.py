@@ -6,7 +6,15 @@ import math
 
 import pytest
 
-from vaelab.study.elbow import best_elbow, elbow, elbow_margin, grid_gap, tolerance_range
+from vaelab.study.elbow import (
+    best_elbow,
+    elbow,
+    elbow_margin,
+    elbow_reached,
+    elbows,
+    grid_gap,
+    tolerance_range,
+)
 
 
 def test_elbow_rule() -> None:
@@ -41,7 +49,8 @@ def test_elbow_robustness_range_margin_second_rule_and_grid() -> None:
     # At 2.5 % the elbow is 20: nothing decides 20 itself; 10 fails by 2.68 - 1.54.
     low = elbow_margin(z_dims, neg_elbo, 0.025)
     assert low.nats == pytest.approx(2.68 - 0.025 * 61.54) and low.pair == (10, 20)
-    assert elbow_margin([3], [1.0], 0.05).nats == float("inf")
+    single = elbow_margin([3], [1.0], 0.05)
+    assert single.nats == float("inf") and single.pair == (3, 3)
     # Distance to the best, relative to the best's error above the floor (45.53): at 5 %,
     # 2.74 nats are allowed and z_dim 10 is 2.68 above the best.
     assert best_elbow(z_dims, neg_elbo, 0.05, floor=45.53) == 10
@@ -91,3 +100,14 @@ def test_tolerance_range_of_flat_and_tied_sweeps() -> None:
 def test_one_error_per_z_dim_or_a_refusal(rule) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError):
         rule([1, 2, 3], [3.0, 2.0])
+
+
+def test_elbows_at_each_tolerance_and_whether_the_sweep_reached_one() -> None:
+    z_dims = [1, 2, 5, 10, 20]
+    errors = [140, 125, 95, 90, 77]  # 13 of the 63-nat range left after 10
+    assert elbows(z_dims, errors, [0.05, 0.25, 0.5]) == [20, 10, 5]
+    # The rule landing on the largest z_dim of two or more: still falling, not reached.
+    assert not elbow_reached(z_dims, 20)
+    assert not elbow_reached([1, 2], 2)
+    assert elbow_reached(z_dims, 10) and elbow_reached([1, 2], 1)
+    assert elbow_reached([5], 5)  # one z_dim: nothing to fall to
