@@ -116,6 +116,9 @@ _ACCUMULATOR = ("the running log-sum-exp starts at -inf, which float32 holds exa
                 "first chunk's float64 sum promotes it to float64 on the images' device: on "
                 "the CPU the same values")
 EQUIVALENT: dict[tuple[str, str, str], str] = {
+    ("sample_quality", "precision_recall",
+     "fake_inside = torch.zeros(len(fake_t), dtype=None)"):
+        "a float tensor of zeros and ones has the same mean as the booleans it holds",
     ("likelihood", "estimate_nll",
      'se = float(log_px.std() / math.sqrt(n)) if n > 1 else float("NAN")'):
         'float("NAN") is the same NaN as float("nan")',

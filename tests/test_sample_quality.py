@@ -106,6 +106,10 @@ def test_precision_recall_on_a_hand_made_line() -> None:
     assert recall == pytest.approx(4 / 5)  # 1, 2, 3, 4 lie within 9.3 of 10; 0 lies in none
     # A point exactly on a ball's boundary counts as inside.
     assert precision_recall(real, np.array([[5.0], [5.5]]), k=1)[0] == 0.5
+    # On the boundary in float64, 0.1² = 0.010000000000000002 from both sides; a radius kept
+    # in float32 (0.0099999998) would leave the fake points outside.
+    assert precision_recall(np.array([[0.0], [0.1]]), np.array([[-0.1], [-0.1]]), k=1) == (
+        1.0, 0.0)
 
 
 def test_a_fake_set_covering_half_the_support() -> None:
@@ -143,6 +147,30 @@ def test_blocked_distances_match_the_definition(block: int) -> None:
     for k in (1, 3, 5):
         assert precision_recall(real, fake, k, block=block) == pytest.approx(
             brute_force_precision_recall(real, fake, k), abs=1e-12)
+
+
+def _refusal(call) -> str:  # type: ignore[no-untyped-def]
+    with pytest.raises(VaelabError) as info:
+        call()
+    return str(info.value)
+
+
+def test_the_refusals_name_the_set_at_fault_word_for_word() -> None:
+    width = ("feature sets differ in width (3 vs 4); compute both with the same classifier")
+    assert _refusal(lambda: frechet_distance(np.zeros((5, 3)), np.zeros((5, 4)))) == width
+    assert _refusal(lambda: precision_recall(np.zeros((5, 3)), np.zeros((5, 4)), k=1)) == width
+    shape = "{} must be a (N, D) array of features, got shape (5,)"
+    assert _refusal(lambda: frechet_distance(np.zeros(5), np.zeros((5, 3)))) == shape.format("a")
+    assert _refusal(lambda: frechet_distance(np.zeros((5, 3)), np.zeros(5))) == shape.format("b")
+    assert _refusal(lambda: precision_recall(np.zeros(5), np.zeros((5, 3)))) == \
+        shape.format("real")
+    assert _refusal(lambda: precision_recall(np.zeros((5, 3)), np.zeros(5))) == \
+        shape.format("fake")
+    few = "{} set has 3 samples; the k=3 nearest-neighbour balls need at least 4"
+    assert _refusal(lambda: precision_recall(np.zeros((3, 2)), np.zeros((10, 2)), k=3)) == \
+        few.format("real")
+    assert _refusal(lambda: precision_recall(np.zeros((10, 2)), np.zeros((3, 2)), k=3)) == \
+        few.format("fake")
 
 
 def test_precision_recall_needs_more_than_k_samples() -> None:
@@ -239,6 +267,9 @@ def test_sample_quality_is_seeded_and_leaves_the_global_rng_alone(
     assert sample_quality(model, classifier, digits[1][:200], n_samples=200, seed=8) != first
     assert set(first.to_dict()) == {"fd", "precision", "recall", "fd_samples", "fd_real", "pr_k"}
     assert isinstance(first, SampleQuality) and first.to_dict()["fd_samples"] == 200
+    # k reaches the balls: k = 4 neighbours, as asked, not the default 3.
+    four = sample_quality(model, classifier, digits[1][:200], n_samples=200, seed=7, k=4)
+    assert four.k == 4 and four.precision >= first.precision and four.recall >= first.recall
     with pytest.raises(VaelabError, match="n_samples must be at least 4"):
         sample_quality(model, classifier, digits[1][:200], n_samples=3)
     # From features computed once (a study's test set, several models): the same numbers.
