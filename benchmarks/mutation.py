@@ -116,6 +116,9 @@ _ACCUMULATOR = ("the running log-sum-exp starts at -inf, which float32 holds exa
                 "first chunk's float64 sum promotes it to float64 on the images' device: on "
                 "the CPU the same values")
 EQUIVALENT: dict[tuple[str, str, str], str] = {
+    ("conclusions", "_bce_verdict",
+     'return ("the larger model reconstructs the test images better" if found.difference <= 0'):
+        "the verdict is reached only for a separated difference, which is never 0",
     ("sample_quality", "precision_recall",
      "fake_inside = torch.zeros(len(fake_t), dtype=None)"):
         "a float tensor of zeros and ones has the same mean as the booleans it holds",
