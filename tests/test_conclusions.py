@@ -574,3 +574,18 @@ def test_sentences_do_not_change_the_results() -> None:
     before = copy.deepcopy(results)
     conclusions(results)
     assert results == before
+
+
+def test_a_sweep_of_two_z_dims_gets_the_comparisons_and_the_range_sentence() -> None:
+    two = results_from([r for r in study()["runs"] if r["z_dim"] in (10, 20)])
+    assert {"lowest_elbo_separated", "fd_best_separated", "elbow_range_from_smallest"} <= \
+        fired(two)
+
+
+def test_several_seeds_list_each_seeds_value() -> None:
+    results = study(seeds=2)
+    said = {f.rule: f.sentence for f in findings(results)}
+    best = [r["test"]["neg_elbo"] for r in results["runs"] if r["z_dim"] == 20]
+    assert f"(seeds: {best[0]:.2f}, {best[1]:.2f})" in said["lowest_elbo_separated"]
+    active = [r["active_units"] for r in results["runs"] if r["z_dim"] == 20]
+    assert f"(seeds: {active[0]}, {active[1]})" in said["active_counts"]
