@@ -170,18 +170,20 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
      "expected = count * int(np.prod(rest, dtype=None)) if rest else count"): _INT64,
     ("idx", "read_idx_bytes", "expected = count * int(np.prod(rest, )) if rest else count"):
         _INT64,
-    **{("elbow", function, line.format(strict)): _LENGTHS_CHECKED
-       for function, line in (
-           ("elbow", "pairs = sorted(zip(z_dims, errors, {}))"),
+    # zip(..., strict=True) mutated to the three spellings of strict=False.
+    **{("elbow", function, line.format(strict)): why
+       for function, line, why in (
+           ("elbow", "pairs = sorted(zip(z_dims, errors, {}))", _LENGTHS_CHECKED),
            ("best_elbow",
-            "return min(z for z, e in zip(z_dims, errors, {}) if e - best <= allowed)"))
+            "return min(z for z, e in zip(z_dims, errors, {}) if e - best <= allowed)",
+            _LENGTHS_CHECKED),
+           ("elbow_margin", "pairs = sorted(zip(z_dims, errors, {}))",
+            "the elbow rule it calls compares the lengths first and refuses a mismatch, so "
+            "zip never meets two of different lengths"))
        for strict in ("strict=None", "", "strict=False")},
     ("elbow", "elbow_margin",
      "after = min(range(len(values)), key=lambda j: (values[j], j))"): _MIN_FROM_I,
     ("elbow", "elbow_margin", "break"): _LAST_ANYWAY,
-    **{("elbow", "elbow_margin", f"pairs = sorted(zip(z_dims, errors, {strict}))"):
-       "the elbow rule it calls compares the lengths first and refuses a mismatch, so zip "
-       "never meets two of different lengths" for strict in ("strict=None", "", "strict=False")},
     ("elbo", "bce_floor", "p = np.arange(256, dtype=None) / 255.0"): _FLOAT_ANYWAY,
     ("elbo", "bce_floor", "p = np.arange(256, ) / 255.0"): _FLOAT_ANYWAY,
     ("elbo", "bce_floor", "pixels = np.asarray(images_u8.cpu() if (isinstance(images_u8, "
