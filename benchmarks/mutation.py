@@ -116,6 +116,10 @@ _ACCUMULATOR = ("the running log-sum-exp starts at -inf, which float32 holds exa
                 "first chunk's float64 sum promotes it to float64 on the images' device: on "
                 "the CPU the same values")
 EQUIVALENT: dict[tuple[str, str, str], str] = {
+    ("conclusions", "_gaps",
+     'found |= {a for a, r in zip(measure["at"], measure["reached"], strict=None) if r}'):
+        "reached is built from at, one entry for each (study/analysis.py), so the two lists "
+        "never differ in length and strict=True has nothing to refuse",
     ("conclusions", "_bce_verdict",
      'return ("the larger model reconstructs the test images better" if found.difference <= 0'):
         "the verdict is reached only for a separated difference, which is never 0",

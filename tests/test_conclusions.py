@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vaelab.study.analysis import elbow_results, rate_distortion, summarise
-from vaelab.study.conclusions import RULES, conclusions, findings
+from vaelab.study.conclusions import RULES, Rule, conclusions, findings
+from vaelab.study.conclusions.table import rule
 from vaelab.study.config import StudyConfig
 from vaelab.study.noise import MARGIN, noise_table
 from vaelab.study.references import feature_check
@@ -301,6 +302,23 @@ def test_every_rule_has_cases_and_a_stated_condition() -> None:
     assert all(r.condition and r.section for r in RULES)
 
 
+def test_the_rule_decorator_appends_its_rule_last_and_keeps_the_function() -> None:
+    before = list(RULES)
+
+    def when(t: Any) -> bool:
+        return True
+
+    def say(t: Any) -> str:
+        return "a sentence"
+
+    try:
+        assert rule("probe", "A section", "always", when)(say) is say
+        assert RULES[:-1] == before
+        assert RULES[-1] == Rule("probe", "A section", "always", when, say)
+    finally:
+        RULES[:] = before
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_rule_fires_where_its_condition_holds_and_only_there(name: str) -> None:
     fire, quiet = CASES[name]
@@ -312,7 +330,8 @@ def test_rule_fires_where_its_condition_holds_and_only_there(name: str) -> None:
 
 def _family(name: str) -> str:
     rule = next(r for r in RULES if r.name == name)
-    return str(rule.say.__module__).rsplit(".", 1)[1]
+    say = getattr(rule.say, "func", rule.say)  # a rule made once per measure is a partial
+    return str(say.__module__).rsplit(".", 1)[1]
 
 
 def _written() -> dict[str, dict[str, str]]:
@@ -580,6 +599,28 @@ def test_a_sweep_of_two_z_dims_gets_the_comparisons_and_the_range_sentence() -> 
     two = results_from([r for r in study()["runs"] if r["z_dim"] in (10, 20)])
     assert {"lowest_elbo_separated", "fd_best_separated", "elbow_range_from_smallest"} <= \
         fired(two)
+
+
+def _grid_sentence(results: dict[str, Any]) -> str:
+    return " ".join(f.sentence for f in findings(results) if f.rule == "elbow_grid")
+
+
+def test_the_grid_sentence_gathers_every_measure_and_both_rules() -> None:
+    """An elbow on a coarse step counts from either measure and either rule; a verdict not
+    reached, the sweep's last z_dim as the best and a step of one are no gaps."""
+    results = study()
+    measures = results["elbow"]["measures"]
+    measures["neg_elbo"].update(at=[5, 5, 5], reached=[True] * 3, best_at=[20] * 3)
+    measures["recon_bce"].update(at=[10, 20, 20], reached=[False] * 3, best_at=[20, 20, 2])
+    sentence = _grid_sentence(results)
+    assert "an elbow at z_dim = 5 lies somewhere from 3 to 5" in sentence
+    assert "z_dim = 10" not in sentence and "z_dim = 20" not in sentence
+    assert "z_dim = 2 " not in sentence
+    measures["neg_elbo"].update(reached=[False] * 3, best_at=[10, 20, 20])
+    assert _grid_sentence(results) == (
+        "The sweep's grid places an elbow only on its own z_dims: an elbow at z_dim = 10 lies "
+        "somewhere from 6 to 10, which this grid cannot tell apart (it has no z_dim between 5 "
+        "and 10; --z-dims with 5,6,7,8,9,10 refines it).")
 
 
 def test_several_seeds_list_each_seeds_value() -> None:

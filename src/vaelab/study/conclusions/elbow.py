@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from vaelab.study.conclusions.table import RULES, Rule, Table, rule
@@ -78,145 +79,175 @@ def _range_other(t: Table) -> str:
             f"{_ranges(t)}.")
 
 
-def _elbow_rules(key: str) -> None:
-    def label(t: Table) -> str:
-        return str(_measure(t, key)["label"])
-
-    def original(t: Table) -> int:
-        return int(t.elbow["original"])
-
-    def everywhere(t: Table) -> str:
-        pcts = and_list([tolerance(x) for x in t.elbow["tolerances"]])
-        return (f"On the {label(t)} the elbow is at z_dim = {original(t)} at every tolerance "
-                f"({pcts}), as the original study's \"about {original(t)}\" says.")
-
-    def somewhere(t: Table) -> str:
-        held = [tolerance(x) for x, ok in zip(t.elbow["tolerances"], _matches(t, key),
-                                               strict=True) if ok]
-        return (f"On the {label(t)} the elbow depends on the tolerance: {_verdicts(t, key)}; "
-                f"the original study's \"about {original(t)}\" holds at {and_list(held)} only.")
-
-    def nowhere(t: Table) -> str:
-        return (f"On the {label(t)} the elbow is {_verdicts(t, key)}: at no tolerance is it "
-                f"the original study's \"about {original(t)}\".")
-
-    def unchecked(t: Table) -> str:
-        if len(t.z_dims) < 2:
-            return (f"With one z_dim there is no elbow on the {label(t)}, so the original "
-                    f"study's \"about {original(t)}\" cannot be checked.")
-        return (f"The sweep has no z_dim = {original(t)}, so the original study's \"about "
-                f"{original(t)}\" cannot be checked on the {label(t)}; its elbow is "
-                f"{_verdicts(t, key)}.")
-
-    name = key.replace("_", " ")
-    RULES.append(Rule(f"elbow_{key}_as_original", _ELBOW,
-                      f"on {name}, the elbow is the original's z_dim at every tolerance",
-                      lambda t: _checkable(t) and all(_matches(t, key)), everywhere))
-    RULES.append(Rule(f"elbow_{key}_depends", _ELBOW,
-                      f"on {name}, the elbow is the original's z_dim at some tolerances only",
-                      lambda t: _checkable(t) and any(_matches(t, key))
-                      and not all(_matches(t, key)), somewhere))
-    RULES.append(Rule(f"elbow_{key}_differs", _ELBOW,
-                      f"on {name}, the elbow is the original's z_dim at no tolerance",
-                      lambda t: _checkable(t) and not any(_matches(t, key)), nowhere))
-    RULES.append(Rule(f"elbow_{key}_unchecked", _ELBOW,
-                      "the sweep lacks the original's z_dim, or has one z_dim",
-                      lambda t: not _checkable(t), unchecked))
+def _label(t: Table, key: str) -> str:
+    return str(_measure(t, key)["label"])
 
 
-for _key in ("neg_elbo", "recon_bce"):
-    _elbow_rules(_key)
+def _original(t: Table) -> int:
+    return int(t.elbow["original"])
 
 
-def _robustness_rules(key: str) -> None:
-    def label(t: Table) -> str:
-        return str(_measure(t, key)["label"])
-
-    def rows(t: Table) -> list[dict[str, Any]]:
-        return list(_measure(t, key)["robustness"])
-
-    def holds(row: dict[str, Any]) -> str:
-        low, high = row["holds_from"], row["holds_to"]
-        if low is None:
-            return ""
-        if high is None:
-            return f"from {100 * low:.2f} % up"
-        return f"from {100 * low:.2f} to {100 * high:.2f} %"
-
-    def part(row: dict[str, Any]) -> str:
-        a, b = row["pair"]
-        if row["margin"] is None:
-            return (f"at {tolerance(row['tolerance'])}, z_dim = {row['at']} holds at every "
-                    "tolerance (no z_dim before it is further from the best)")
-        if row["noise"] is None:
-            where = "no noise was measured to compare it with"
-        else:
-            where = (f"{'within' if row['fragile'] else 'beyond'} twice the combined noise of "
-                     f"z_dim = {a} and {b} ({MARGIN * float(row['noise']):.2f} nats)")
-        return (f"at {tolerance(row['tolerance'])}, z_dim = {row['at']} (the verdict for every "
-                f"tolerance {holds(row)}) holds by {row['margin']:.2f} nats, {where}")
-
-    def fragile(t: Table) -> str:
-        weak = [tolerance(r["tolerance"]) for r in rows(t) if r["fragile"]]
-        return (f"On the {label(t)} the verdicts are fragile at {and_list(weak)}, where the "
-                "margin is inside the noise: " + "; ".join(part(r) for r in rows(t)) + ".")
-
-    def robust(t: Table) -> str:
-        return (f"On the {label(t)} every verdict holds beyond its noise: "
-                + "; ".join(part(r) for r in rows(t)) + ".")
-
-    name = key.replace("_", " ")
-    RULES.append(Rule(f"elbow_{key}_fragile", _ELBOW,
-                      f"two or more z_dims, and on {name} some tolerance's verdict clears its "
-                      "bound by at most twice the noise of the deciding pair (or none measured)",
-                      lambda t: len(t.z_dims) > 1 and any(r["fragile"] for r in rows(t)),
-                      fragile))
-    RULES.append(Rule(f"elbow_{key}_robust", _ELBOW,
-                      f"two or more z_dims, and on {name} every tolerance's verdict clears its "
-                      "bound by more than twice the noise of the deciding pair",
-                      lambda t: len(t.z_dims) > 1 and not any(r["fragile"] for r in rows(t)),
-                      robust))
-
-    def best_listing(t: Table) -> str:
-        found = _measure(t, key)
-        return ", ".join(f"z_dim = {b} at {tolerance(x)}"
-                         for x, b in zip(t.elbow["tolerances"], found["best_at"], strict=True))
-
-    def floor_text(t: Table) -> str:
-        floor = float(t.elbow.get("floor", 0.0))
-        return f"the BCE floor, {floor:.2f}" if floor > 0 else "0"
-
-    def disagreements(t: Table) -> list[str]:
-        found = _measure(t, key)
-        return [f"{tolerance(x)} ({b} by the distance to the best, {a} by the range)"
-                for x, a, b in
-                zip(t.elbow["tolerances"], found["at"], found["best_at"], strict=True) if a != b]
-
-    def best_agrees(t: Table) -> str:
-        return (f"Measured instead by the distance to the best z_dim, which never looks at the "
-                f"worst model (the smallest z_dim whose error is within p % of the best's, p "
-                f"taken of the best error above {floor_text(t)}), the elbow on the {label(t)} "
-                f"is {best_listing(t)}: the same as the rule above at every tolerance.")
-
-    def best_differs(t: Table) -> str:
-        return (f"Measured instead by the distance to the best z_dim, which never looks at the "
-                f"worst model (the smallest z_dim whose error is within p % of the best's, p "
-                f"taken of the best error above {floor_text(t)}), the elbow on the {label(t)} "
-                f"is {best_listing(t)}; the two rules disagree at "
-                f"{and_list(disagreements(t))}, so the elbow there depends on the rule.")
-
-    RULES.append(Rule(f"elbow_{key}_best_agrees", _ELBOW,
-                      f"two or more z_dims, and on {name} the distance-to-best rule gives the "
-                      "same z_dim as the range rule at every tolerance",
-                      lambda t: len(t.z_dims) > 1 and not disagreements(t), best_agrees))
-    RULES.append(Rule(f"elbow_{key}_best_differs", _ELBOW,
-                      f"two or more z_dims, and on {name} the distance-to-best rule gives "
-                      "another z_dim than the range rule at some tolerance",
-                      lambda t: len(t.z_dims) > 1 and bool(disagreements(t)), best_differs))
+def _everywhere(t: Table, key: str) -> str:
+    pcts = and_list([tolerance(x) for x in t.elbow["tolerances"]])
+    return (f"On the {_label(t, key)} the elbow is at z_dim = {_original(t)} at every tolerance "
+            f"({pcts}), as the original study's \"about {_original(t)}\" says.")
 
 
-for _key in ("neg_elbo", "recon_bce"):
-    _robustness_rules(_key)
+def _somewhere(t: Table, key: str) -> str:
+    held = [tolerance(x) for x, ok in zip(t.elbow["tolerances"], _matches(t, key),
+                                           strict=True) if ok]
+    return (f"On the {_label(t, key)} the elbow depends on the tolerance: {_verdicts(t, key)}; "
+            f"the original study's \"about {_original(t)}\" holds at {and_list(held)} only.")
+
+
+def _nowhere(t: Table, key: str) -> str:
+    return (f"On the {_label(t, key)} the elbow is {_verdicts(t, key)}: at no tolerance is it "
+            f"the original study's \"about {_original(t)}\".")
+
+
+def _unchecked(t: Table, key: str) -> str:
+    if len(t.z_dims) < 2:
+        return (f"With one z_dim there is no elbow on the {_label(t, key)}, so the original "
+                f"study's \"about {_original(t)}\" cannot be checked.")
+    return (f"The sweep has no z_dim = {_original(t)}, so the original study's \"about "
+            f"{_original(t)}\" cannot be checked on the {_label(t, key)}; its elbow is "
+            f"{_verdicts(t, key)}.")
+
+
+def _matches_everywhere(t: Table, key: str) -> bool:
+    return _checkable(t) and all(_matches(t, key))
+
+
+def _matches_somewhere(t: Table, key: str) -> bool:
+    return _checkable(t) and any(_matches(t, key)) and not all(_matches(t, key))
+
+
+def _matches_nowhere(t: Table, key: str) -> bool:
+    return _checkable(t) and not any(_matches(t, key))
+
+
+def _uncheckable(t: Table, key: str) -> bool:
+    """Neither measure can be checked: ``key`` is taken only to match the other conditions."""
+    return not _checkable(t)
+
+
+def _rows(t: Table, key: str) -> list[dict[str, Any]]:
+    return list(_measure(t, key)["robustness"])
+
+
+def _holds(row: dict[str, Any]) -> str:
+    low, high = row["holds_from"], row["holds_to"]
+    if low is None:
+        return ""
+    if high is None:
+        return f"from {100 * low:.2f} % up"
+    return f"from {100 * low:.2f} to {100 * high:.2f} %"
+
+
+def _part(row: dict[str, Any]) -> str:
+    a, b = row["pair"]
+    if row["margin"] is None:
+        return (f"at {tolerance(row['tolerance'])}, z_dim = {row['at']} holds at every "
+                "tolerance (no z_dim before it is further from the best)")
+    if row["noise"] is None:
+        where = "no noise was measured to compare it with"
+    else:
+        where = (f"{'within' if row['fragile'] else 'beyond'} twice the combined noise of "
+                 f"z_dim = {a} and {b} ({MARGIN * float(row['noise']):.2f} nats)")
+    return (f"at {tolerance(row['tolerance'])}, z_dim = {row['at']} (the verdict for every "
+            f"tolerance {_holds(row)}) holds by {row['margin']:.2f} nats, {where}")
+
+
+def _fragile(t: Table, key: str) -> str:
+    weak = [tolerance(r["tolerance"]) for r in _rows(t, key) if r["fragile"]]
+    return (f"On the {_label(t, key)} the verdicts are fragile at {and_list(weak)}, where the "
+            "margin is inside the noise: " + "; ".join(_part(r) for r in _rows(t, key)) + ".")
+
+
+def _robust(t: Table, key: str) -> str:
+    return (f"On the {_label(t, key)} every verdict holds beyond its noise: "
+            + "; ".join(_part(r) for r in _rows(t, key)) + ".")
+
+
+def _some_fragile(t: Table, key: str) -> bool:
+    return len(t.z_dims) > 1 and any(r["fragile"] for r in _rows(t, key))
+
+
+def _none_fragile(t: Table, key: str) -> bool:
+    return len(t.z_dims) > 1 and not any(r["fragile"] for r in _rows(t, key))
+
+
+def _best_listing(t: Table, key: str) -> str:
+    found = _measure(t, key)
+    return ", ".join(f"z_dim = {b} at {tolerance(x)}"
+                     for x, b in zip(t.elbow["tolerances"], found["best_at"], strict=True))
+
+
+def _floor_text(t: Table) -> str:
+    floor = float(t.elbow.get("floor", 0.0))
+    return f"the BCE floor, {floor:.2f}" if floor > 0 else "0"
+
+
+def _disagreements(t: Table, key: str) -> list[str]:
+    found = _measure(t, key)
+    return [f"{tolerance(x)} ({b} by the distance to the best, {a} by the range)"
+            for x, a, b in
+            zip(t.elbow["tolerances"], found["at"], found["best_at"], strict=True) if a != b]
+
+
+_BEST_RULE = ("Measured instead by the distance to the best z_dim, which never looks at the "
+              "worst model (the smallest z_dim whose error is within p % of the best's, p "
+              "taken of the best error above {floor}), the elbow on the {label} is {listing}")
+
+
+def _best_agrees(t: Table, key: str) -> str:
+    return (_BEST_RULE.format(floor=_floor_text(t), label=_label(t, key),
+                              listing=_best_listing(t, key))
+            + ": the same as the rule above at every tolerance.")
+
+
+def _best_differs(t: Table, key: str) -> str:
+    return (_BEST_RULE.format(floor=_floor_text(t), label=_label(t, key),
+                              listing=_best_listing(t, key))
+            + f"; the two rules disagree at {and_list(_disagreements(t, key))}, so the elbow "
+            "there depends on the rule.")
+
+
+def _rules_agree(t: Table, key: str) -> bool:
+    return len(t.z_dims) > 1 and not _disagreements(t, key)
+
+
+def _rules_disagree(t: Table, key: str) -> bool:
+    return len(t.z_dims) > 1 and bool(_disagreements(t, key))
+
+
+# Each measure's rules: (name, condition, when, say); the functions take (table, key).
+_PER_MEASURE = (
+    ("as_original", "on {name}, the elbow is the original's z_dim at every tolerance",
+     _matches_everywhere, _everywhere),
+    ("depends", "on {name}, the elbow is the original's z_dim at some tolerances only",
+     _matches_somewhere, _somewhere),
+    ("differs", "on {name}, the elbow is the original's z_dim at no tolerance",
+     _matches_nowhere, _nowhere),
+    ("unchecked", "the sweep lacks the original's z_dim, or has one z_dim",
+     _uncheckable, _unchecked),
+)
+_ROBUSTNESS = (
+    ("fragile", "two or more z_dims, and on {name} some tolerance's verdict clears its bound by "
+     "at most twice the noise of the deciding pair (or none measured)", _some_fragile, _fragile),
+    ("robust", "two or more z_dims, and on {name} every tolerance's verdict clears its bound by "
+     "more than twice the noise of the deciding pair", _none_fragile, _robust),
+    ("best_agrees", "two or more z_dims, and on {name} the distance-to-best rule gives the same "
+     "z_dim as the range rule at every tolerance", _rules_agree, _best_agrees),
+    ("best_differs", "two or more z_dims, and on {name} the distance-to-best rule gives another "
+     "z_dim than the range rule at some tolerance", _rules_disagree, _best_differs),
+)
+for _family in (_PER_MEASURE, _ROBUSTNESS):
+    for _key in ("neg_elbo", "recon_bce"):
+        for _suffix, _condition, _when, _say in _family:
+            RULES.append(Rule(f"elbow_{_key}_{_suffix}", _ELBOW,
+                              _condition.format(name=_key.replace("_", " ")),
+                              partial(_when, key=_key), partial(_say, key=_key)))
 
 
 def _gaps(t: Table) -> list[tuple[int, int]]:
@@ -225,7 +256,7 @@ def _gaps(t: Table) -> list[tuple[int, int]]:
     found: set[int] = set()
     for measure in t.elbow["measures"].values():
         found |= {a for a, r in zip(measure["at"], measure["reached"], strict=True) if r}
-        found |= {b for b in measure.get("best_at", []) if b != t.z_dims[-1]}
+        found |= {b for b in measure["best_at"] if b != t.z_dims[-1]}
     out = []
     for at in sorted(found):
         gap = grid_gap(t.z_dims, at)

@@ -3,9 +3,10 @@ and recall beside their reference rows, the classes of the samples, the abstenti
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
-from vaelab.study.conclusions.table import Table, rule
+from vaelab.study.conclusions.table import RULES, Rule, Table, rule
 from vaelab.study.conclusions.wording import and_list, judged, pct
 from vaelab.study.noise import compare
 
@@ -177,38 +178,42 @@ _SHARE_OF = {"precision": "the share of prior samples inside the test set's feat
              "recall": "the share of test images inside the samples' feature manifold"}
 
 
-def _measure_rules(measure: str) -> None:
-    def valid(t: Table) -> str:
-        real = _rows(t)["real"][measure]
-        return (f"{measure.capitalize()} ({_SHARE_OF[measure]}, k = {t.pr_k} neighbours): "
-                f"{t.listing(measure, 3)}; real images of the training file give {real:.3f}, "
-                f"and {_floors(t, measure, 3)}.")
+def _valid(t: Table, measure: str) -> str:
+    real = _rows(t)["real"][measure]
+    return (f"{measure.capitalize()} ({_SHARE_OF[measure]}, k = {t.pr_k} neighbours): "
+            f"{t.listing(measure, 3)}; real images of the training file give {real:.3f}, "
+            f"and {_floors(t, measure, 3)}.")
 
-    def left_out(t: Table) -> str:
-        rows, check = _rows(t), t.references["check"][measure]  # type: ignore[index]
-        failing = and_list([f"{_FLOOR_NAMES[k]} ({rows[k][measure]:.3f})"
-                            for k in check["failing"]])
-        verb = "gets" if len(check["failing"]) == 1 else "get"
-        return (f"{measure.capitalize()} is left out of these conclusions: in the classifier's "
-                f"features {failing} {verb} a {measure} within twice the combined standard "
-                f"error of real images' {rows['real'][measure]:.3f}, or higher, so {measure} "
-                f"does not tell real images from them here ({t.listing(measure, 3)}).")
 
-    from vaelab.study.conclusions.table import RULES, Rule
+def _left_out(t: Table, measure: str) -> str:
+    rows, check = _rows(t), t.references["check"][measure]  # type: ignore[index]
+    failing = and_list([f"{_FLOOR_NAMES[k]} ({rows[k][measure]:.3f})"
+                        for k in check["failing"]])
+    verb = "gets" if len(check["failing"]) == 1 else "get"
+    return (f"{measure.capitalize()} is left out of these conclusions: in the classifier's "
+            f"features {failing} {verb} a {measure} within twice the combined standard "
+            f"error of real images' {rows['real'][measure]:.3f}, or higher, so {measure} "
+            f"does not tell real images from them here ({t.listing(measure, 3)}).")
 
-    RULES.append(Rule(f"{measure}_valid", _SAMPLES,
-                      f"a classifier, and real images beat every floor on {measure} by more "
-                      "than twice the combined standard error",
-                      lambda t: _labelled(t) and _ordered(t, measure), valid))
-    RULES.append(Rule(f"{measure}_left_out", _SAMPLES,
-                      f"a classifier, and some floor comes within twice the combined standard "
-                      f"error of real images on {measure}, or above",
-                      lambda t: _labelled(t) and t.references is not None
-                      and not _ordered(t, measure), left_out))
+
+def _beats_floors(t: Table, measure: str) -> bool:
+    return _labelled(t) and _ordered(t, measure)
+
+
+def _misses_floors(t: Table, measure: str) -> bool:
+    return _labelled(t) and t.references is not None and not _ordered(t, measure)
 
 
 for _measure in ("precision", "recall"):
-    _measure_rules(_measure)
+    RULES.append(Rule(f"{_measure}_valid", _SAMPLES,
+                      f"a classifier, and real images beat every floor on {_measure} by more "
+                      "than twice the combined standard error",
+                      partial(_beats_floors, measure=_measure), partial(_valid, measure=_measure)))
+    RULES.append(Rule(f"{_measure}_left_out", _SAMPLES,
+                      f"a classifier, and some floor comes within twice the combined standard "
+                      f"error of real images on {_measure}, or above",
+                      partial(_misses_floors, measure=_measure),
+                      partial(_left_out, measure=_measure)))
 
 
 @rule("prior_histogram", _SAMPLES, "a classifier", _labelled)
