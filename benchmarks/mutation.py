@@ -120,6 +120,10 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
      'found |= {a for a, r in zip(measure["at"], measure["reached"], strict=None) if r}'):
         "reached is built from at, one entry for each (study/analysis.py), so the two lists "
         "never differ in length and strict=True has nothing to refuse",
+    ("conclusions", "_somewhere", "strict=None) if ok]"):
+        "the elbow rule gives one verdict per tolerance (study/analysis.py), so the "
+        "tolerances and their matches never differ in length and strict=True has nothing to "
+        "refuse",
     ("conclusions", "_bce_verdict",
      'return ("the larger model reconstructs the test images better" if found.difference <= 0'):
         "the verdict is reached only for a separated difference, which is never 0",

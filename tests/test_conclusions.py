@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 
 from vaelab.study.analysis import elbow_results, rate_distortion, summarise
 from vaelab.study.conclusions import RULES, Rule, conclusions, findings
-from vaelab.study.conclusions.table import rule
+from vaelab.study.conclusions.table import Table, rule
+from vaelab.study.conclusions.units import unused_step
+from vaelab.study.conclusions.wording import digit_names, plural
 from vaelab.study.config import StudyConfig
 from vaelab.study.noise import MARGIN, noise_table
 from vaelab.study.references import feature_check
@@ -630,3 +632,49 @@ def test_several_seeds_list_each_seeds_value() -> None:
     assert f"(seeds: {best[0]:.2f}, {best[1]:.2f})" in said["lowest_elbo_separated"]
     active = [r["active_units"] for r in results["runs"] if r["z_dim"] == 20]
     assert f"(seeds: {active[0]}, {active[1]})" in said["active_counts"]
+
+
+def test_the_largest_shares_leave_out_classes_never_drawn() -> None:
+    results = study()
+    results["two_d"]["prior_share"] = [0.6, 0.4] + [0.0] * 8
+    (sentence,) = [f.sentence for f in findings(results) if f.rule == "two_d_by_prior"]
+    assert sentence.endswith("the largest shares are 0 (60.0 %), 1 (40.0 %); unclear: 15.0 %.")
+
+
+def test_a_measure_left_out_by_two_floors_names_both_with_a_plural_verb() -> None:
+    refs = references(noise_precision=0.9)
+    refs["rows"]["shuffled"]["precision"] = 0.95
+    refs["check"] = feature_check(refs["rows"])
+    (sentence,) = [f.sentence for f in findings(study(refs=refs))
+                   if f.rule == "precision_left_out"]
+    assert ("features uniform noise (0.900) and pixel-shuffled images (0.950) get a precision "
+            "within twice") in sentence
+
+
+def test_the_classifier_must_refuse_noise_as_well_as_blends() -> None:
+    both = {"abstains_where_it_should", "abstains_too_little"}
+    assert fired(study()) & both == {"abstains_where_it_should"}
+    assert fired(study(refusals=abstention(noise=0.012))) & both == {"abstains_too_little"}
+    assert fired(study(refusals=abstention(blends=0.012))) & both == {"abstains_too_little"}
+
+
+def test_results_without_a_class_noun_speak_of_digits() -> None:
+    """results.json files written before other datasets existed have no class_noun."""
+    results = study()
+    del results["class_noun"]
+    assert conclusions(results) == conclusions(study())
+
+
+def test_the_unused_step_of_the_second_z_dim_starts_at_the_first() -> None:
+    short_at_2 = Table.from_results(study(active={2: 1, 20: 20}))
+    assert unused_step(short_at_2) == (1, 2)
+    short_at_1 = Table.from_results(study(active={1: 0, 20: 20}))
+    assert unused_step(short_at_1) == (None, 1)
+    assert unused_step(Table.from_results(study(active={20: 20}))) is None
+
+
+def test_wording_of_lists_and_plurals() -> None:
+    assert digit_names([], NAMES) == "none"
+    assert digit_names([0, 3], ["zero", "one", "two", "three"]) == "zero, three"
+    assert [plural(n) for n in ("digit", "class", "box", "brush", "watch")] == [
+        "digits", "classes", "boxes", "brushes", "watches"]

@@ -17,6 +17,7 @@ from vaelab.study.noise import Comparison, compare
 
 __all__ = ["RULES", "Finding", "Rule", "Stat", "Table", "conclusions", "findings", "rule"]
 
+_NOT_MEASURED = (None, "not measured")  # (noise, its source) of a measure without noise
 
 @dataclass(frozen=True)
 class Stat:
@@ -101,17 +102,17 @@ class Table:
         return self.sweep[measure][z_dim].mean
 
     def noise_of(self, measure: str, z_dim: int) -> float | None:
-        return self.noise.get(measure, {}).get(z_dim, (None, ""))[0]
+        return self.noise.get(measure, {}).get(z_dim, _NOT_MEASURED)[0]
 
     def noise_source(self, measure: str, z_dim: int) -> str:
-        return self.noise.get(measure, {}).get(z_dim, (None, "not measured"))[1]
+        return self.noise.get(measure, {}).get(z_dim, _NOT_MEASURED)[1]
 
     def compare(self, measure: str, a: int, b: int) -> Comparison:
         """mean(b) - mean(a), judged against the combined noise of the two."""
         return compare(self.mean(measure, a), self.mean(measure, b),
                        self.noise_of(measure, a), self.noise_of(measure, b))
 
-    def show(self, measure: str, z_dim: int, digits: int = 2) -> str:
+    def show(self, measure: str, z_dim: int, digits: int) -> str:
         """"100.40", or "100.40 ± 0.31" with several seeds."""
         stat = self.sweep[measure][z_dim]
         text = f"{stat.mean:.{digits}f}"
