@@ -631,7 +631,8 @@ def test_several_seeds_list_each_seeds_value() -> None:
     best = [r["test"]["neg_elbo"] for r in results["runs"] if r["z_dim"] == 20]
     assert f"(seeds: {best[0]:.2f}, {best[1]:.2f})" in said["lowest_elbo_separated"]
     active = [r["active_units"] for r in results["runs"] if r["z_dim"] == 20]
-    assert f"(seeds: {active[0]}, {active[1]})" in said["active_counts"]
+    assert f"16 of 20 (seeds: {active[0]}, {active[1]})." in said["active_counts"]
+    assert "z_dim=20: 100.40 ± 0.85)" in said["lowest_elbo_separated"]
 
 
 def test_the_largest_shares_leave_out_classes_never_drawn() -> None:
@@ -678,3 +679,22 @@ def test_wording_of_lists_and_plurals() -> None:
     assert digit_names([0, 3], ["zero", "one", "two", "three"]) == "zero, three"
     assert [plural(n) for n in ("digit", "class", "box", "brush", "watch")] == [
         "digits", "classes", "boxes", "brushes", "watches"]
+
+
+def _added_units(results: dict[str, Any]) -> tuple[str, str]:
+    (found,) = [f for f in findings(results) if f.rule.startswith("added_units")]
+    return found.rule, found.sentence
+
+
+def test_only_both_models_at_the_ceiling_leave_information_unmeasured() -> None:
+    """I_q of z_dim 10 well below the ceiling, of z_dim 20 at it: the rise is measured."""
+    assert _added_units(study(i_q={10: 8.0}))[0] == "added_units_used"
+
+
+def test_a_bce_fall_inside_the_noise_is_not_a_gain() -> None:
+    name, sentence = _added_units(study(i_q={10: 8.0}, bce={20: 83.85}))
+    assert name == "added_units_mixed"
+    assert sentence.endswith("nats): these numbers do not separate the two reconstructions.")
+    name, sentence = _added_units(study(bce={20: 83.95}, neg_elbo={20: 103.15}))
+    assert name == "added_units_at_ceiling"
+    assert sentence.endswith("nats): these numbers do not separate the two reconstructions.")
