@@ -124,6 +124,10 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "the elbow rule gives one verdict per tolerance (study/analysis.py), so the "
         "tolerances and their matches never differ in length and strict=True has nothing to "
         "refuse",
+    ("conclusions", "_best_listing",
+     'for x, b in zip(t.elbow["tolerances"], found["best_at"], strict=False))'):
+        "the second rule gives one z_dim per tolerance (study/analysis.py), so the lists "
+        "never differ in length and strict=True has nothing to refuse",
     ("conclusions", "_bce_verdict",
      'return ("the larger model reconstructs the test images better" if found.difference <= 0'):
         "the verdict is reached only for a separated difference, which is never 0",

@@ -698,3 +698,27 @@ def test_a_bce_fall_inside_the_noise_is_not_a_gain() -> None:
     name, sentence = _added_units(study(bce={20: 83.95}, neg_elbo={20: 103.15}))
     assert name == "added_units_at_ceiling"
     assert sentence.endswith("nats): these numbers do not separate the two reconstructions.")
+
+
+def test_an_elbow_at_the_smallest_z_dim_holds_at_every_tolerance() -> None:
+    results = study(bce={1: 76.0})  # z_dim 1 reconstructs best: nothing before it to beat
+    (sentence,) = [f.sentence for f in findings(results) if f.rule == "elbow_recon_bce_robust"]
+    part = "z_dim = 1 holds at every tolerance (no z_dim before it is further from the best)"
+    assert sentence == ("On the test reconstruction BCE every verdict holds beyond its noise: "
+                        + "; ".join(f"at {x}, {part}" for x in ("2.5 %", "5 %", "10 %")) + ".")
+
+
+def test_the_distance_to_the_best_of_binary_images_is_taken_above_zero() -> None:
+    said = {f.rule: f.sentence for f in findings(study(binarize="static"))}
+    assert "p taken of the best error above 0), the elbow" in said["elbow_recon_bce_best_agrees"]
+    assert "BCE floor" not in said["elbow_recon_bce_best_agrees"]
+
+
+def test_judged_names_another_margin_in_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vaelab.study.conclusions import wording
+    from vaelab.study.noise import Comparison
+
+    found = Comparison(difference=1.0, noise=0.25, separated=True)
+    assert wording.judged(found) == "beyond twice their combined noise (2 × 0.25 = 0.50 nats)"
+    monkeypatch.setattr(wording, "MARGIN", 3)
+    assert wording.judged(found).startswith("beyond 3 times their combined noise (3 × 0.25")

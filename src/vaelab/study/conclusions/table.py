@@ -80,7 +80,7 @@ class Table:
             labelled=bool(results.get("labelled", True)),
             class_names=tuple(results["class_names"]),
             class_noun=str(results.get("class_noun", "digit")),
-            trained_together=bool(results.get("trained_together", False)),
+            trained_together=bool(results.get("trained_together")),
             sweep={m: {z: Stat.from_dict(sweep[str(z)][m]) for z in z_dims} for m in measures},
             noise=noise, elbow=results["elbow"], references=results.get("references"),
             abstention=results.get("abstention"),
