@@ -128,6 +128,9 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
      'for x, b in zip(t.elbow["tolerances"], found["best_at"], strict=False))'):
         "the second rule gives one z_dim per tolerance (study/analysis.py), so the lists "
         "never differ in length and strict=True has nothing to refuse",
+    ("conclusions", "judged", "if found.noise is None and found.bound is None:"):
+        "a comparison's bound is None exactly when its noise is (study/noise.py), so either "
+        "test of the two gives the same answer",
     ("conclusions", "_bce_verdict",
      'return ("the larger model reconstructs the test images better" if found.difference <= 0'):
         "the verdict is reached only for a separated difference, which is never 0",

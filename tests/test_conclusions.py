@@ -722,3 +722,9 @@ def test_judged_names_another_margin_in_words(monkeypatch: pytest.MonkeyPatch) -
     assert wording.judged(found) == "beyond twice their combined noise (2 × 0.25 = 0.50 nats)"
     monkeypatch.setattr(wording, "MARGIN", 3)
     assert wording.judged(found).startswith("beyond 3 times their combined noise (3 × 0.25")
+
+
+def test_a_bce_rise_beyond_the_noise_is_called_worse() -> None:
+    name, sentence = _added_units(study(i_q={10: 8.0}, bce={20: 90.0}))
+    assert name == "added_units_mixed"
+    assert sentence.endswith("nats): the larger model reconstructs the test images worse.")

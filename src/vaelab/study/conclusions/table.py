@@ -17,7 +17,6 @@ from vaelab.study.noise import Comparison, compare
 
 __all__ = ["RULES", "Finding", "Rule", "Stat", "Table", "conclusions", "findings", "rule"]
 
-_NOT_MEASURED = (None, "not measured")  # (noise, its source) of a measure without noise
 
 @dataclass(frozen=True)
 class Stat:
@@ -102,10 +101,9 @@ class Table:
         return self.sweep[measure][z_dim].mean
 
     def noise_of(self, measure: str, z_dim: int) -> float | None:
-        return self.noise.get(measure, {}).get(z_dim, _NOT_MEASURED)[0]
-
-    def noise_source(self, measure: str, z_dim: int) -> str:
-        return self.noise.get(measure, {}).get(z_dim, _NOT_MEASURED)[1]
+        """The noise of ``measure`` at ``z_dim``; None where none was measured."""
+        found = self.noise.get(measure, {}).get(z_dim)
+        return None if found is None else found[0]
 
     def compare(self, measure: str, a: int, b: int) -> Comparison:
         """mean(b) - mean(a), judged against the combined noise of the two."""
