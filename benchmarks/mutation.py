@@ -11,7 +11,7 @@ docs/testing.md.
     python benchmarks/mutation.py likelihood idx   # some modules, by name
     python benchmarks/mutation.py --all            # every module below
     python benchmarks/mutation.py --list           # the modules and their tests
-    python benchmarks/mutation.py sample_quality conclusions --sample 100   # 100 drawn at random
+    python benchmarks/mutation.py conclusions --sample 200   # 200 drawn at random
 
 A survivor is either a missing test or an equivalent mutant, one no test can tell from the
 original (the same numbers by another route). Equivalent mutants are listed in ``EQUIVALENT``
