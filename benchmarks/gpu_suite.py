@@ -44,6 +44,8 @@ NLL_BUDGET_S = {"gpu": 50.0, "dry": 1.0}  # training seconds per recipe (--fit-s
 NLL_OVERHEAD_S = 60.0  # start-up, data, step-rate measurements and scorings of the recipes
 NLL_MARGIN_S = 15.0  # bench_nll's own time limit ends this long before the step's timeout
 DRY_LIKELIHOOD_S = 120.0  # the dry run's two recipes (start-up, step rates, scoring) on a CPU
+DRY_IMAGES = (600, 100)  # training and test digits of the dry run's recipes
+DRY_DATASET = "dry-digits.npz"  # written under --work by the probe
 # The recipes the likelihood step runs, most wanted first (the GPU goals' two lead).
 RECIPE_ORDER = ("burda-vae-k1", "burda-iwae-k50", "burda-iwae-k5", "burda-vae2-k1",
                 "burda-iwae2-k50", "vampprior", "burda-vae-k5", "burda-vae-k50")
@@ -356,8 +358,8 @@ def likelihood_step(ctx: Context) -> Step:
                "--fit-seconds", f"{ctx.nll_budget:g}", "--time-limit", f"{limit:g}",
                "--device", ctx.device, "--out", str(out)]
     command += ["--data-dir", ctx.data_dir] if ctx.data_dir else []
-    # The dry run: the shipped sample, 500 training images, K = 10 on 100 test images.
-    command += (["--set", "dataset=mnist-sample", "--set", "val_size=9500", "--samples", "10",
+    # The dry run: 600 digits of the sample as the user's own data, K = 10 on 100 test images.
+    command += (["--set", f"dataset={ctx.work / DRY_DATASET}", "--samples", "10",
                  "--test-images", "100"] if ctx.dry_run else [])
     return Step(command, lambda c, r: parse_likelihood(c, r, out / "results.json"))
 
@@ -424,8 +426,9 @@ STEPS: dict[str, Callable[[Context], Step]] = {
 
 
 # -- the environment, seen from a child process -----------------------------------------------
-def probe(stand_in: str | None) -> dict[str, Any]:
-    """What a child process sees: ``gpu_suite.py --probe``."""
+def probe(stand_in: str | None, dry_dataset: str | None = None) -> dict[str, Any]:
+    """What a child process sees: ``gpu_suite.py --probe``; in the dry run it also writes the
+    stand-in classifier and the recipes' small dataset."""
     import platform
 
     import torch
@@ -439,7 +442,27 @@ def probe(stand_in: str | None) -> dict[str, Any]:
     if stand_in:
         env["stand_in_classifier_accuracy"] = write_stand_in_classifier(Path(stand_in),
                                                                         "mnist-sample")
+    if dry_dataset:
+        env["dry_dataset"] = write_dry_dataset(Path(dry_dataset))
     return env
+
+
+def write_dry_dataset(path: Path) -> dict[str, int]:
+    """The dry run's recipes train on this: the first DRY_IMAGES training and test digits of
+    mnist-sample as an .npz, read the way a user's own data is (``--dataset PATH``). Split
+    from the sample's 10,000, either the training or the validation images run to thousands,
+    seconds of a CPU per epoch; 600 are enough to check the plumbing."""
+    import numpy as np
+
+    from vaelab.data.datasets import load_splits
+
+    splits = load_splits("mnist-sample", None)
+    n_train, n_test = DRY_IMAGES
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, x_train=splits.train_images[:n_train],
+                        y_train=splits.train_labels[:n_train],
+                        x_test=splits.test_images[:n_test], y_test=splits.test_labels[:n_test])
+    return {"train": n_train, "test": n_test}
 
 
 def write_stand_in_classifier(cache: Path, dataset: str) -> float:
@@ -521,7 +544,8 @@ class Suite:
         """The probe's report, from a child so that a CUDA hang cannot stop the suite."""
         command = [sys.executable, str(Path(__file__).resolve()), "--probe"]
         if self.ctx.dry_run:
-            command += ["--stand-in-classifier", str(self.ctx.work / "classifiers")]
+            command += ["--stand-in-classifier", str(self.ctx.work / "classifiers"),
+                        "--dry-dataset", str(self.ctx.work / DRY_DATASET)]
         log = self.ctx.work / "environment.log"
         run = run_logged(command, log, min(self.timeouts["environment"], self.left()),
                          self.ctx.env)
@@ -585,6 +609,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--commit", help="the commit to record (default: git rev-parse HEAD)")
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--stand-in-classifier", help=argparse.SUPPRESS)
+    parser.add_argument("--dry-dataset", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -604,7 +629,7 @@ def make_context(args: argparse.Namespace) -> Context:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.probe:
-        print(json.dumps(probe(args.stand_in_classifier)))
+        print(json.dumps(probe(args.stand_in_classifier, args.dry_dataset)))
         return 0
     if not args.out:
         print("gpu_suite: --out OUTDIR is required", file=sys.stderr)
