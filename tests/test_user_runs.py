@@ -193,9 +193,10 @@ def test_a_study_report_and_explorer_on_the_other_two_forms(
     else:
         data = write_idx_parts(tmp_path / "parts", arrays)
     study = tmp_path / "study"
+    # Ten passes of the classifier over the 200 training images, not the default's 300.
     assert main(["study", "--dataset", str(data), "--epochs", "1", "--z-dims", "1,2",
                  "--prior-samples", "200", "--classifier-dir", str(tmp_path / "classifiers"),
-                 "--device", "cpu", "--out", str(study)]) == 0
+                 "--classifier-epochs", "10", "--device", "cpu", "--out", str(study)]) == 0
     assert main(["report", str(study)]) == 0
     assert main(["explore", str(study / "z2")]) == 0
     text = (study / "report.md").read_text()
@@ -205,5 +206,7 @@ def test_a_study_report_and_explorer_on_the_other_two_forms(
         assert "has no labels, so no classifier" in text and "digit_map" not in text
     else:
         assert "has no labels" not in text and "Fréchet distance" in text
+        assert results["classifier"]["epochs"] == 10 and "(10 epochs)" in text
+        assert results["classifier"]["settings"]["epochs"] == 10
     assert (study / "z2" / "explorer.html").is_file()
     capsys.readouterr()

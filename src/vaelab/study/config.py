@@ -69,6 +69,10 @@ class StudyConfig:
         Rule("non-negative", upper=1.0))
     classifier_dir: str | None = setting(
         None, "classifier cache (default <data root>/classifiers)")
+    classifier_epochs: int | None = setting(
+        None, "passes over the training images for the digit classifier the study trains "
+        "(default: 6, or as many as 60,000 images seen take for a smaller dataset)",
+        Rule("positive", upper=10_000))
 
     def __post_init__(self) -> None:
         check_settings(self)

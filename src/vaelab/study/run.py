@@ -14,6 +14,7 @@ from vaelab.errors import VaelabError
 from vaelab.evaluation.classifier import (
     ARCHITECTURE,
     Classifier,
+    ClassifierSettings,
     cached_classifier,
     load_classifier,
 )
@@ -75,7 +76,8 @@ def prepare_classifier(config: StudyConfig, device: torch.device,
     def on_train() -> None:
         notify(f"training the classifier on {display_name(splits.name)} (cached in {cache})")
 
-    classifier, path, trained = cached_classifier(splits, cache, device=device,
+    settings = ClassifierSettings(epochs=config.classifier_epochs)
+    classifier, path, trained = cached_classifier(splits, cache, settings, device=device,
                                                   on_epoch=on_epoch, on_train=on_train)
     verb = "trained" if trained else "loaded"
     notify(f"classifier {verb}: {100 * classifier.info.test_accuracy:.2f} % test accuracy "
