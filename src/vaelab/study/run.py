@@ -77,8 +77,9 @@ def prepare_classifier(config: StudyConfig, device: torch.device,
         notify(f"training the classifier on {display_name(splits.name)} (cached in {cache})")
 
     settings = ClassifierSettings(epochs=config.classifier_epochs)
-    classifier, path, trained = cached_classifier(splits, cache, settings, device=device,
-                                                  on_epoch=on_epoch, on_train=on_train)
+    classifier, path, trained = cached_classifier(splits, cache, settings=settings,
+                                                  device=device, on_epoch=on_epoch,
+                                                  on_train=on_train)
     verb = "trained" if trained else "loaded"
     notify(f"classifier {verb}: {100 * classifier.info.test_accuracy:.2f} % test accuracy "
            f"({path})")
