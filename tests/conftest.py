@@ -123,8 +123,9 @@ def classifier_cache(request: pytest.FixtureRequest) -> Path:
 
     Each file is named by what trained it (``classifier_filename``: the data's content id and
     a hash of the training code and settings), so a session never gets a classifier an older
-    version of the code trained; ``cached_classifier`` locks it, so workers asking at once train it once;
-    and CI empties this folder first (``.ci/run``), so every CI run trains it afresh.
+    version of the code trained; ``cached_classifier`` locks it, so workers asking at once
+    train it once; and CI empties this folder first (``.ci/run``), so every CI run trains it
+    afresh.
     """
     return Path(request.config.cache.mkdir(CLASSIFIER_CACHE))
 

@@ -115,6 +115,10 @@ def test_quick_study_writes_runs_report_and_figures(quick_study: Path) -> None:
     train = config["train"]
     assert train["dataset"] == "mnist-sample" and train["model"] == "seed"
     assert tuple(config["z_dims"]) == Z_DIMS and train["epochs"] == 1
+    # No --classifier-epochs: the classifier's default, 6 passes over the sample's 10,000.
+    assert config["classifier_epochs"] is None
+    classifier = json.loads((quick_study / "results.json").read_text())["classifier"]
+    assert (classifier["epochs"], classifier["n_train"]) == (6, 10_000)
     html = (quick_study / "report.html").read_text()
     markdown = (quick_study / "report.md").read_text()
     for section in SECTIONS:
