@@ -24,6 +24,9 @@ REPO = Path(__file__).resolve().parents[1]
 CLASSIFIER_CACHE = "vaelab-classifiers"
 # Real MNIST lives where $VAELAB_DATA points (CI sets it to ../shared/data).
 REAL_DATA = os.environ.get("VAELAB_DATA")
+# The original study run to the end by vaelab 0.1.0 (its README says how), kept beside the
+# checkout in ../shared, as CI has it; read-only there.
+OLD_STUDY = REPO.parent / "shared" / "studies" / "seed-100ep"
 
 # Property tests: "ci" gives every parser 1,000 generated files; "dev" (the default elsewhere)
 # fewer, for a quick local run. VAELAB_HYPOTHESIS_PROFILE chooses one; .ci/run sets "ci".
@@ -115,6 +118,20 @@ def real_mnist() -> str:
     if not REAL_DATA or not (Path(REAL_DATA) / "mnist" / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip("full MNIST not available (set VAELAB_DATA to a folder holding mnist/)")
     return REAL_DATA
+
+
+@pytest.fixture
+def old_study(tmp_path: Path, real_mnist: str) -> Path:
+    """A writable copy of ``OLD_STUDY`` (its runs read full MNIST); skips when it is absent."""
+    import shutil
+
+    if not (OLD_STUDY / "study.json").is_file():
+        pytest.skip(f"{OLD_STUDY} not available (the study vaelab 0.1.0 wrote)")
+    copy = tmp_path / "seed-100ep"
+    shutil.copytree(OLD_STUDY, copy, copy_function=shutil.copyfile)
+    for folder in (copy, *(p for p in copy.iterdir() if p.is_dir())):
+        folder.chmod(0o755)
+    return copy
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, write_plugin, write_plugin_package
+from conftest import OLD_STUDY, REPO, write_plugin, write_plugin_package
 from vaelab.cli.main import main
 from vaelab.errors import VaelabError
 from vaelab.models import ModelOrigin, load_plugin, model_registry
@@ -396,7 +396,7 @@ def test_a_run_records_its_plugin_and_loads_with_it(
 
 def test_old_checkpoints_load_as_before() -> None:
     """A checkpoint of vaelab 0.1.0 records no origin; its built-in model loads."""
-    old = Path("/work/shared/studies/seed-100ep/z2/best.safetensors")
+    old = OLD_STUDY / "z2" / "best.safetensors"
     if not old.is_file():
         pytest.skip(f"{old} not available")
     from vaelab.runs.checkpoint import read_checkpoint
