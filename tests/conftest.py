@@ -51,6 +51,20 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         reporter.write_line(f"Using --randomly-seed={seed}")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files holding a ``slow`` or ``browser`` test go first, each tier in
+    pytest-randomly's order.
+
+    Each xdist worker takes a whole file (``--dist loadfile``) in collection order, so a long
+    file that came up last would run on alone while the other workers sat idle; dispatched
+    first, the long files overlap, and the short ones fill in round them. The stable sort
+    keeps the shuffle: which long file starts first, and every test's place within its file.
+    """
+    long_files = {item.path for item in items
+                  if item.get_closest_marker("slow") or item.get_closest_marker("browser")}
+    items.sort(key=lambda item: item.path not in long_files)
+
+
 def idx_bytes(array: np.ndarray) -> bytes:
     """Encode a uint8 array as IDX (magic 0x0000080R, big-endian dims, raw bytes)."""
     header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)

@@ -53,6 +53,7 @@ def dry_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     return done.stderr, out
 
 
+@pytest.mark.slow  # the dry run trains a study and two recipes
 def test_dry_run_writes_the_summary_the_log_and_one_line_per_step(
         dry_run: tuple[str, Path]) -> None:
     stderr, out = dry_run
@@ -68,6 +69,7 @@ def test_dry_run_writes_the_summary_the_log_and_one_line_per_step(
             assert (out / step["log"]).read_text().startswith("$ ")
 
 
+@pytest.mark.slow
 def test_every_step_ran_or_says_why_not(dry_run: tuple[str, Path]) -> None:
     summary = json.loads((dry_run[1] / "summary.json").read_text())
     assert list(summary["steps"]) == list(STEPS)
@@ -78,6 +80,7 @@ def test_every_step_ran_or_says_why_not(dry_run: tuple[str, Path]) -> None:
         assert all(t["met"] is None and t["not_judged"] for t in step["targets"])
 
 
+@pytest.mark.slow
 def test_dry_run_figures_are_numbers(dry_run: tuple[str, Path]) -> None:
     summary = json.loads((dry_run[1] / "summary.json").read_text())
     env = summary["environment"]

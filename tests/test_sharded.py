@@ -55,6 +55,7 @@ def _rank_main(rank: int, world: int, port: int, data_dir: str, sums: dict[str, 
     (Path(out).parent / f"rank{rank}.json").write_text(json.dumps(steps))
 
 
+@pytest.mark.slow  # two processes start torch and train
 def test_two_gloo_ranks_match_one_process(tiny_dataset: str, tiny_dataset_dir: Path,
                                           tmp_path: Path) -> None:
     from vaelab.data.datasets import dataset_registry
