@@ -126,7 +126,7 @@ def tiny_dataset(tiny_dataset_dir: Path) -> str:
     dataset_registry._entries.pop("tiny", None)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def real_mnist() -> str:
     """The data root holding full MNIST; skips when $VAELAB_DATA does not hold it."""
     if not REAL_DATA or not (Path(REAL_DATA) / "mnist" / "train-images-idx3-ubyte.gz").is_file():
@@ -134,14 +134,15 @@ def real_mnist() -> str:
     return REAL_DATA
 
 
-@pytest.fixture
-def old_study(tmp_path: Path, real_mnist: str) -> Path:
-    """A writable copy of ``OLD_STUDY`` (its runs read full MNIST); skips when it is absent."""
+@pytest.fixture(scope="session")
+def old_study(tmp_path_factory: pytest.TempPathFactory, real_mnist: str) -> Path:
+    """A writable copy of ``OLD_STUDY``, one per worker (its runs read full MNIST); skips when
+    it is absent."""
     import shutil
 
     if not (OLD_STUDY / "study.json").is_file():
         pytest.skip(f"{OLD_STUDY} not available (the study vaelab 0.1.0 wrote)")
-    copy = tmp_path / "seed-100ep"
+    copy = tmp_path_factory.mktemp("old-study") / "seed-100ep"
     shutil.copytree(OLD_STUDY, copy, copy_function=shutil.copyfile)
     for folder in (copy, *(p for p in copy.iterdir() if p.is_dir())):
         folder.chmod(0o755)
