@@ -77,12 +77,21 @@ def _assert_same_training(alone: FitResult, stacked: FitResult) -> None:
                                                   alone.model.parameters(),
                                                   stacked.model.parameters(), strict=True):
         moved = float((reference.detach() - initial).norm())
+        # Alone and stacked run the same float32 sums in another order. Measured on the tiny
+        # data (seed and mlp, 9 and 18 steps): each tensor within 4.3e-6 of the distance
+        # training moved it, no element apart by more than 5.6e-6.
+        apart = (pa.detach() - pb.detach()).abs()
+        assert float(apart.norm()) < 5e-5 * moved, name
+        assert float(apart.max()) < 5e-5, name
         for trained in (pa, pb):
             error = (trained.detach().double() - reference.detach()).abs()
-            # Measured on the tiny data (seed and mlp, 9 and 18 steps): each tensor within
-            # 9e-6 of the distance training moved it, no element off by more than 2.2e-5.
-            assert float(error.norm()) < 1e-4 * moved, name
-            assert float(error.max()) < 2e-4, name
+            # Float32 against float64 depends on the CPU's kernels, and Adam amplifies it where
+            # a gradient is near zero: each tensor within 9e-6 of the distance moved on one
+            # AVX-512 CPU, within 1.9e-4 (the z_dim 1 run) on an AMD EPYC with AVX-512, no
+            # element off by more than 3e-4, a third of one Adam step (lr 1e-3). A learning
+            # rate 1 % too large in the float64 run puts encoder.0.weight 15 % of it away.
+            assert float(error.norm()) < 1e-3 * moved, name
+            assert float(error.max()) < 1e-3, name
 
 
 def test_batched_sweep_matches_separate_fits(tiny_dataset: str, tiny_dataset_dir: Path,
