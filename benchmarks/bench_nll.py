@@ -40,7 +40,6 @@ import math
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ from typing import Any
 
 import torch
 
+from commit import git_commit
 from vaelab.cli.output import format_table
 from vaelab.config import TrainConfig, resolve_config
 from vaelab.data import load_splits
@@ -152,15 +152,6 @@ def describe(where: dict[str, Any]) -> str:
         return str(where["gpu"])
     return (f"CPU {where['cpu_capability']}, {where['cores']} cores, "
             f"{where['threads']} torch threads ({where['cpu']})")
-
-
-def git_commit() -> str:
-    try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                              text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return done.stdout.strip() or "unknown"
 
 
 def _sync(device: torch.device) -> None:

@@ -33,6 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from commit import git_commit
+
 REPO = Path(__file__).resolve().parents[1]
 SUITE_LIMIT_S = 470.0  # a GPU run ends within 8 minutes, its children's start-up included
 # Seconds each stage may take on one H100 (likelihood: twice --nll-budget plus NLL_OVERHEAD_S);
@@ -495,15 +497,6 @@ def write_stand_in_classifier(cache: Path, dataset: str) -> float:
     cnn.save_classifier(cache / cnn.classifier_filename(splits.content_id, settings),
                         cnn.Classifier(model, info))
     return score
-
-
-def git_commit() -> str:
-    try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                              text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else "unknown"
 
 
 # -- the suite --------------------------------------------------------------------------------

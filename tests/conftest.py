@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
+# The scripts under benchmarks/ import their siblings, as they do when run from there.
+sys.path.insert(0, str(REPO / "benchmarks"))
 # pytest's cache folder for trained classifiers (.pytest_cache/d/<this>); .ci/run empties it.
 CLASSIFIER_CACHE = "vaelab-classifiers"
 # Real MNIST lives where $VAELAB_DATA points (CI sets it to ../shared/data).
