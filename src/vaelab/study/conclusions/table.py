@@ -53,7 +53,7 @@ class Table:
     class_noun: str  # "digit" for MNIST, "class" otherwise
     trained_together: bool  # the runs were one stacked model: shared wall time
     sweep: dict[str, dict[int, Stat]]  # measure -> z_dim -> across seeds
-    noise: dict[str, dict[int, tuple[float | None, str]]]  # measure -> z_dim -> value, source
+    noise: dict[str, dict[int, float | None]]  # measure -> z_dim -> noise; None: unmeasured
     elbow: dict[str, Any]  # results["elbow"]
     references: dict[str, Any] | None  # results["references"]: rows and check
     abstention: dict[str, Any] | None
@@ -65,7 +65,7 @@ class Table:
         config, sweep = results["config"], results["sweep"]
         z_dims = tuple(sorted(int(z) for z in sweep))
         measures = [k for k, v in next(iter(sweep.values())).items() if isinstance(v, dict)]
-        noise = {m: {int(z): (entry["value"], entry["source"]) for z, entry in per_z.items()}
+        noise = {m: {int(z): entry["value"] for z, entry in per_z.items()}
                  for m, per_z in results.get("noise", {}).items()}
         return cls(
             z_dims=z_dims, seeds=tuple(results["seeds"]), dataset=config["train"]["dataset"],
@@ -102,8 +102,7 @@ class Table:
 
     def noise_of(self, measure: str, z_dim: int) -> float | None:
         """The noise of ``measure`` at ``z_dim``; None where none was measured."""
-        found = self.noise.get(measure, {}).get(z_dim)
-        return None if found is None else found[0]
+        return self.noise.get(measure, {}).get(z_dim)
 
     def compare(self, measure: str, a: int, b: int) -> Comparison:
         """mean(b) - mean(a), judged against the combined noise of the two."""
