@@ -121,8 +121,9 @@ CONFIG_CASES: list[tuple[str | bytes, tuple[str, ...]]] = [
     ("[train]\nz_dims = 4\n", ("unknown setting(s) z_dims",)),
     ("[training]\nz-dim = 4\n", ("unknown setting(s) training",)),
     ("train = 4\n", ("train must be a table of settings", "not int")),
-    ("z-dim = 0\n", ("--z-dim", "a positive integer from 1 to 4096")),
-    ('beta = "high"\n', ("--beta", "float", "'high'")),
+    ("z-dim = 0\n", ("config file ", "settings.toml: z-dim must be a positive integer from 1 "
+                     "to 4096, got 0", "override it with --z-dim")),
+    ('beta = "high"\n', ("settings.toml: beta must be", "float", "'high'", "--beta")),
     ('preset = "huge"\n', ("unknown preset 'huge'", "seed")),
 ]
 

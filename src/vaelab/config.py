@@ -26,6 +26,7 @@ from vaelab.settings import (
     SettingError,
     add_setting_arguments,
     check_settings,
+    flag_name,
     given_settings,
     setting,
 )
@@ -278,7 +279,14 @@ def resolve_config(
     toml_values.pop("preset", None)
     merged.update(toml_values)
     merged.update(flags)
-    return TrainConfig.from_dict(merged, source=toml_path or "flags")
+    try:
+        return TrainConfig.from_dict(merged, source=toml_path or "flags")
+    except SettingError as exc:  # a value from the file: name the file and its key
+        if exc.name in flags or exc.name not in toml_values:
+            raise
+        raise VaelabError(f"config file {toml_path}: {exc.name.replace('_', '-')} must be "
+                          f"{exc.requirement}, got {exc.value!r}; fix it in the file or "
+                          f"override it with {flag_name(exc.name)}") from None
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
