@@ -26,7 +26,6 @@ from vaelab.settings import (
     SettingError,
     add_setting_arguments,
     check_settings,
-    flag_name,
     given_settings,
     setting,
 )
@@ -284,9 +283,7 @@ def resolve_config(
     except SettingError as exc:  # a value from the file: name the file and its key
         if exc.name in flags or exc.name not in toml_values:
             raise
-        raise VaelabError(f"config file {toml_path}: {exc.name.replace('_', '-')} must be "
-                          f"{exc.requirement}, got {exc.value!r}; fix it in the file or "
-                          f"override it with {flag_name(exc.name)}") from None
+        raise VaelabError(exc.file_message(str(toml_path))) from None
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

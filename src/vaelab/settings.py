@@ -42,10 +42,18 @@ class SettingError(VaelabError):
 
     def __init__(self, name: str, requirement: str, value: Any) -> None:
         self.name, self.requirement, self.value = name, requirement, value
-        super().__init__(f"{name} must be {requirement}, got {value!r}")
+        super().__init__(self._worded(name))
+
+    def _worded(self, name: str) -> str:
+        return f"{name} must be {self.requirement}, got {self.value!r}"
 
     def flag_message(self) -> str:
-        return f"{flag_name(self.name)} must be {self.requirement}, got {self.value!r}"
+        return self._worded(flag_name(self.name))
+
+    def file_message(self, path: str) -> str:
+        """Worded for a settings file, whose keys may be written with dashes."""
+        return (f"config file {path}: {self._worded(self.name.replace('_', '-'))}; fix it in "
+                f"the file or override it with {flag_name(self.name)}")
 
 
 @dataclass(frozen=True)
